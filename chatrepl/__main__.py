@@ -1,0 +1,5 @@
+import sys
+
+from chatrepl.cli import main
+
+sys.exit(main())

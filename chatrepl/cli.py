@@ -1,0 +1,127 @@
+"""Argument parsing; chooses the interactive REPL or a one-shot answer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chatrepl import __version__, config
+
+EXAMPLES = """\
+examples:
+  chatrepl                                   start a conversation
+  chatrepl "what is a monad?"                answer once and exit
+  cat notes.md | chatrepl "summarize this"   the question, then the piped text
+  chatrepl -m gpt-4.1 -t 0.2 --max-tokens 500
+  chatrepl --base-url http://127.0.0.1:8080/v1   any OpenAI-compatible server
+
+in a conversation: Enter sends, Alt-Enter adds a new line, Ctrl-C stops a reply,
+"new" starts over, "quit" or Ctrl-D leaves, /help lists the commands.
+
+The API key is read from OPENAI_API_KEY (environment or a .env file) or from
+api_key in the config file ($XDG_CONFIG_HOME/chatrepl/config.toml, or CHATREPL_CONFIG).
+"""
+
+
+def _flag_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """An argparse type that reports the parser's own message on a bad value."""
+
+    def convert(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatrepl",
+        description="Chat with a language model in your terminal, over any OpenAI-compatible API.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("prompt", nargs="*", help="ask this once and exit (piped standard input is added after it)")
+    parser.add_argument(
+        "-m", "--model", type=_flag_type(config.model_name), help=f"model to use (default: {config.DEFAULT_MODEL})"
+    )
+    parser.add_argument("-s", "--system", help='system prompt (default: "You are a helpful assistant.")')
+    parser.add_argument("-t", "--temperature", type=_flag_type(config.temperature), help="sampling temperature, 0 to 2")
+    parser.add_argument("--max-tokens", type=_flag_type(config.max_tokens), help="most tokens one reply may have")
+    parser.add_argument(
+        "--base-url",
+        type=_flag_type(config.base_url),
+        help="API base URL, e.g. http://127.0.0.1:8080/v1 for a local server",
+    )
+    parser.add_argument(
+        "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
+    )
+    parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+    parser.add_argument("--version", action="version", version=f"chatrepl {__version__}")
+    return parser
+
+
+def _error(message: str) -> None:
+    from chatrepl.sanitize import sanitize
+
+    print(f"chatrepl: error: {sanitize(message)}", file=sys.stderr)
+
+
+def _read_stdin() -> str:
+    return sys.stdin.buffer.read().decode("utf-8", "replace")
+
+
+def run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {option.key: getattr(args, option.key, None) for option in config.OPTIONS}
+    try:
+        settings = config.load_settings(flags)
+    except config.ConfigError as err:
+        _error(str(err))
+        return 2
+    for warning in settings.warnings:
+        print(f"chatrepl: warning: {warning}", file=sys.stderr)
+    if not settings.api_key and not settings.base_url:
+        _error(config.missing_key_message(config.config_path(os.environ)))
+        return 2
+
+    plain = args.plain or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    question = " ".join(args.prompt).strip()
+    if not sys.stdin.isatty():
+        piped = _read_stdin().strip()
+        question = f"{question}\n\n{piped}".strip()
+        if not question:
+            _error("nothing to ask: standard input was empty")
+            return 2
+    from chatrepl import repl
+
+    if question:
+        return repl.run_once(settings, question, plain=plain, debug=args.debug)
+    if not sys.stdout.isatty():
+        _error('standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
+        return 2
+    return repl.Repl(settings, plain=plain, debug=args.debug).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, and keep Python's
+        # own flush at exit from failing on the same closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as err:
+        if debug:
+            raise
+        _error(f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
+        return 1

@@ -1,0 +1,215 @@
+"""ChatClient: builds requests, yields stream events, turns API errors into ChatError.
+
+`openai` takes a good part of a second to import, so it is imported on first use
+(or by `warm_up`, which the REPL runs in a background thread once the prompt is up).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatrepl.config import Settings
+
+if TYPE_CHECKING:
+    import openai
+
+OPENAI_URL = "https://api.openai.com/v1"
+_KEYLESS_PLACEHOLDER = "no-key"  # local servers ignore it; the openai library insists on one
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str
+
+
+Event = TextDelta | RefusalDelta | Usage | Finished
+
+
+class ChatError(Exception):
+    """A failed request, as one line for the user and an optional hint."""
+
+    def __init__(self, kind: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+
+
+def mask_key(key: str) -> str:
+    return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
+
+
+class ChatClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url or OPENAI_URL
+
+    def warm_up(self) -> None:
+        """Import openai and build the HTTP client ahead of the first request."""
+        self._openai()
+
+    def _openai(self) -> openai.OpenAI:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(
+                    api_key=self.settings.api_key or _KEYLESS_PLACEHOLDER,
+                    base_url=self.base_url,
+                    timeout=self.settings.timeout,
+                    max_retries=0,
+                )
+            return self._client
+
+    def request_params(self) -> dict[str, Any]:
+        settings = self.settings
+        params: dict[str, Any] = {"model": settings.model}
+        if settings.temperature is not None:
+            params["temperature"] = settings.temperature
+        if settings.max_tokens is not None:
+            params["max_tokens"] = settings.max_tokens
+        return params
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[Event]:
+        """Send the conversation and yield the reply as it streams.
+
+        Raises ChatError; kind "incomplete" means text may already have been yielded.
+        Closing the generator (or an exception such as KeyboardInterrupt while it
+        waits for the network) closes the HTTP stream at once.
+        """
+        import openai
+
+        try:
+            stream = self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params())
+        except openai.OpenAIError as err:
+            raise self._error(err) from err
+        finished = False
+        try:
+            for chunk in stream:
+                if getattr(chunk, "usage", None):
+                    yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is not None and delta.content:
+                        yield TextDelta(delta.content)
+                    if delta is not None and getattr(delta, "refusal", None):
+                        yield RefusalDelta(delta.refusal)
+                    if choice.finish_reason:
+                        finished = True
+                        yield Finished(choice.finish_reason)
+        except openai.APIConnectionError as err:
+            raise self._stream_broken(err) from err
+        except openai.OpenAIError as err:
+            raise self._error(err) from err
+        except ValueError as err:  # an event that is not JSON
+            raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
+        finally:
+            stream.close()
+        if not finished:
+            raise ChatError("incomplete", "the stream ended before the reply was finished")
+
+    def _stream_broken(self, err: Exception) -> ChatError:
+        import openai
+
+        if isinstance(err, openai.APITimeoutError):
+            return ChatError("incomplete", f"the server sent nothing for {self.settings.timeout:g} s mid-reply")
+        return ChatError("incomplete", "the connection dropped mid-reply")
+
+    def _mask(self, message: str) -> str:
+        message = " ".join(message.split())
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 1] + "…"
+        key = self.settings.api_key
+        return message.replace(key, mask_key(key)) if key else message
+
+    def _error(self, err: Exception) -> ChatError:
+        import openai
+
+        if isinstance(err, openai.APITimeoutError):
+            return ChatError(
+                "timeout",
+                f"no answer from {self.base_url} within {self.settings.timeout:g} s",
+                "raise it with --timeout or CHATREPL_TIMEOUT",
+            )
+        if isinstance(err, openai.APIConnectionError):
+            cause = err.__cause__ or err.__context__
+            detail = f": {cause}" if cause else ""
+            return ChatError(
+                "connection",
+                self._mask(f"cannot reach {self.base_url}{detail}"),
+                "is the server running? check OPENAI_BASE_URL or --base-url",
+            )
+        if isinstance(err, openai.APIStatusError):
+            return self._status_error(err)
+        if isinstance(err, openai.APIError):
+            return ChatError("server", self._mask(f"the server reported an error: {err.message}"))
+        return ChatError("client", self._mask(str(err)))
+
+    def _status_error(self, err: openai.APIStatusError) -> ChatError:
+        status = err.status_code
+        body = err.body if isinstance(err.body, dict) else {}
+        detail = body.get("message") or (err.body if isinstance(err.body, str) else "") or err.response.reason_phrase
+        detail = self._mask(str(detail))
+        code = str(body.get("code") or "")
+        if status == 401:
+            return ChatError("auth", f"authentication failed (401): {detail}", "check your API key (OPENAI_API_KEY)")
+        if status == 403:
+            return ChatError("permission", f"permission denied (403): {detail}", "check the key's access to this model")
+        if status == 404:
+            return ChatError(
+                "not_found",
+                f"not found (404): {detail}",
+                f"check the model name ({self.settings.model}) and the base URL ({self.base_url})",
+            )
+        if status == 429:
+            if code == "insufficient_quota":
+                return ChatError("quota", f"quota exceeded (429): {detail}", "check your plan and billing")
+            wait = _retry_after(err.response.headers)
+            when = f"retry after {wait}" if wait else "retry in a moment"
+            return ChatError("rate_limit", f"rate limited (429), {when}: {detail}")
+        if code == "context_length_exceeded" or "context length" in detail.lower():
+            return ChatError(
+                "context",
+                f"the conversation is too long for the model's context: {detail}",
+                "type new to start a fresh conversation",
+            )
+        if status >= 500:
+            return ChatError("server", f"server error ({status}): {detail}")
+        return ChatError("request", f"request rejected ({status}): {detail}")
+
+
+def _retry_after(headers: Any) -> str | None:
+    if headers.get("retry-after-ms"):
+        try:
+            return f"{float(headers['retry-after-ms']) / 1000:g} s"
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    return f"{value} s" if value.strip().isdigit() else value.strip()

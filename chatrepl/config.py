@@ -1,0 +1,191 @@
+"""Settings, layered: defaults < config.toml < .env < environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_SYSTEM = "You are a helpful assistant."
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names where it came from."""
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def api_key(value: Any) -> str | None:
+    return text(value).strip() or None
+
+
+def base_url(value: Any) -> str | None:
+    url = text(value).strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def model_name(value: Any) -> str:
+    name = text(value).strip()
+    if not name:
+        raise ValueError("the model name is empty")
+    return name
+
+
+def temperature(value: Any) -> float:
+    number = _number(value, float)
+    if not 0 <= number <= 2:
+        raise ValueError(f"temperature must be between 0 and 2, got {number:g}")
+    return number
+
+
+def max_tokens(value: Any) -> int:
+    number = _number(value, int)
+    if number < 1:
+        raise ValueError(f"max tokens must be at least 1, got {number}")
+    return number
+
+
+def timeout(value: Any) -> float:
+    number = _number(value, float)
+    if number <= 0:
+        raise ValueError(f"timeout must be more than 0 seconds, got {number:g}")
+    return number
+
+
+def _number(value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        number = kind(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValueError(f"expected {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and number != value:
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Option:
+    """One layered setting: its config key, its environment variable, its parser."""
+
+    key: str
+    env: str
+    parse: Callable[[Any], Any]
+    help: str
+
+
+OPTIONS = (
+    Option("api_key", "OPENAI_API_KEY", api_key, "API key (never printed or stored)"),
+    Option("base_url", "OPENAI_BASE_URL", base_url, "API base URL of any OpenAI-compatible server"),
+    Option("model", "CHATREPL_MODEL", model_name, "model name"),
+    Option("system", "CHATREPL_SYSTEM", text, "system prompt"),
+    Option("temperature", "CHATREPL_TEMPERATURE", temperature, "sampling temperature, 0 to 2"),
+    Option("max_tokens", "CHATREPL_MAX_TOKENS", max_tokens, "most tokens a reply may have"),
+    Option("timeout", "CHATREPL_TIMEOUT", timeout, "seconds to wait for the server"),
+)
+OPTION_BY_KEY = {option.key: option for option in OPTIONS}
+
+
+@dataclass
+class Settings:
+    api_key: str | None = None
+    base_url: str | None = None
+    model: str = DEFAULT_MODEL
+    system: str = DEFAULT_SYSTEM
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float = 60.0
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    warnings: list[str] = field(default_factory=list)
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("CHATREPL_CONFIG"):
+        return Path(environ["CHATREPL_CONFIG"]).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "chatrepl" / "config.toml"
+
+
+def read_dotenv(start: Path) -> tuple[Path | None, dict[str, str]]:
+    """The nearest .env from `start` upward, without touching os.environ."""
+    from dotenv import dotenv_values
+
+    for directory in (start, *start.parents):
+        candidate = directory / ".env"
+        if candidate.is_file():
+            values = dotenv_values(candidate)
+            return candidate, {name: value for name, value in values.items() if value is not None}
+    return None, {}
+
+
+def read_config_file(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist (named by CHATREPL_CONFIG)") from None
+        return {}
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"bad config file {path}: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+
+
+def load_settings(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve every setting through the layers; raise ConfigError naming the bad one."""
+    environ = os.environ if environ is None else environ
+    dotenv_file, dotenv = read_dotenv(cwd or Path.cwd())
+    merged_env = {**dotenv, **environ}
+    settings = Settings()
+
+    def apply(key: str, raw: Any, source: str) -> None:
+        try:
+            value = OPTION_BY_KEY[key].parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        setattr(settings, key, value)
+        settings.sources[key] = source
+
+    path = config_path(merged_env)
+    for key, raw in read_config_file(path, required="CHATREPL_CONFIG" in merged_env).items():
+        if key in OPTION_BY_KEY:
+            apply(key, raw, f"{path} key {key!r}")
+        else:
+            settings.warnings.append(f"{path}: unknown key {key!r} ignored")
+    for option in OPTIONS:
+        if option.env in merged_env:
+            where = "environment" if option.env in environ else str(dotenv_file)
+            apply(option.key, merged_env[option.env], f"{option.env} in {where}")
+    for key, value in flags.items():
+        if value is not None:
+            setattr(settings, key, value)
+            settings.sources[key] = f"--{key.replace('_', '-')}"
+    return settings
+
+
+def missing_key_message(path: Path) -> str:
+    return (
+        "no API key: set OPENAI_API_KEY in the environment, put OPENAI_API_KEY=... in a .env file, "
+        f'or add api_key = "..." to {path}. '
+        "For a local server that needs no key, set OPENAI_BASE_URL (or --base-url) instead."
+    )

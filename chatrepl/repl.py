@@ -1,0 +1,206 @@
+"""The prompt_toolkit loop that wires conversation, client, renderer and commands together."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.key_binding import KeyBindings
+from rich.console import Console
+from rich.text import Text
+
+from chatrepl import __version__, commands
+from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta
+from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
+from chatrepl.render import MarkdownRenderer, PlainRenderer, Renderer, markdown
+from chatrepl.sanitize import sanitize
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding import KeyPressEvent
+
+    from chatrepl.config import Settings
+
+FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
+PROMPT = "> "
+
+_FINISH_NOTES = {
+    "length": "the reply stopped at the token limit (raise it with --max-tokens)",
+    "content_filter": "the reply was stopped by the server's content filter",
+}
+
+
+class Notices:
+    """One-line messages to the user: errors, warnings, dim status lines."""
+
+    def __init__(self, console: Console, debug: bool = False) -> None:
+        self.console = console
+        self.debug = debug
+
+    def error(self, message: str, hint: str = "", cause: BaseException | None = None) -> None:
+        line = Text("error: ", style="bold red")
+        line.append(sanitize(message), style="red")
+        if hint:
+            line.append(f" · {sanitize(hint)}", style="dim")
+        self.console.print(line, soft_wrap=True)
+        if self.debug and cause is not None:
+            trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+            self.console.print(Text(sanitize(trace), style="dim"), soft_wrap=True)
+
+    def warning(self, message: str) -> None:
+        self.console.print(Text(f"warning: {sanitize(message)}", style="yellow"), soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        self.console.print(Text(sanitize(message), style="dim"), soft_wrap=True)
+
+
+def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer, notices: Notices) -> str:
+    """Answer the conversation's last user message and record the reply.
+
+    Returns the reply's status: complete, interrupted (Ctrl-C), incomplete (the stream
+    broke off; the partial reply is kept) or failed (nothing came back; the user turn
+    is removed so the caller can offer the text again).
+    """
+    parts: list[str] = []
+    refusal: list[str] = []
+    finish_reason = None
+    error: ChatError | None = None
+    status = COMPLETE
+    try:
+        for event in client.stream(conversation.messages()):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                renderer.feed(event.text)
+            elif isinstance(event, RefusalDelta):
+                refusal.append(event.text)
+            elif isinstance(event, Finished):
+                finish_reason = event.reason
+    except ChatError as err:
+        error, status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+    finally:
+        renderer.finish()
+    text, refused = "".join(parts), "".join(refusal)
+    if refused:
+        notices.warning(f"the model refused: {refused}")
+    if status != COMPLETE and not (text or refused):
+        conversation.drop_unanswered()
+        status = FAILED
+    else:
+        conversation.add_assistant(text or refused, status)
+    if error is not None:
+        kept = " (the partial reply is kept)" if status == INCOMPLETE else ""
+        notices.error(error.message + kept, error.hint, error)
+    elif status == INTERRUPTED:
+        notices.note("interrupted (the partial reply is kept)" if text else "interrupted")
+    elif status == COMPLETE and not (text or refused):
+        notices.note("(the model sent an empty reply)")
+    if finish_reason in _FINISH_NOTES:
+        notices.note(_FINISH_NOTES[finish_reason])
+    return status
+
+
+def run_once(settings: Settings, question: str, plain: bool, debug: bool) -> int:
+    """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
+    import sys
+
+    client = ChatClient(settings)
+    conversation = Conversation(settings.system)
+    conversation.add_user(question)
+    renderer = PlainRenderer(sys.stdout) if plain else MarkdownRenderer(Console())
+    notices = Notices(Console(stderr=True, color_system=None if plain else "auto"), debug)
+    status = run_turn(conversation, client, renderer, notices)
+    return {COMPLETE: 0, INTERRUPTED: 130}.get(status, 1)
+
+
+def _input_keys() -> KeyBindings:
+    keys = KeyBindings()
+
+    @keys.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return keys
+
+
+class Repl:
+    """The interactive loop: read a line, run a command or a turn, repeat."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        console: Console | None = None,
+        plain: bool = False,
+        debug: bool = False,
+        prompt_io: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = ChatClient(settings)
+        self.conversation = Conversation(settings.system)
+        self.console = console or Console(color_system=None if plain else "auto")
+        self.plain = plain
+        self.notices = Notices(self.console, debug)
+        self.session: PromptSession[str] = PromptSession(
+            PROMPT,
+            key_bindings=_input_keys(),
+            prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
+            **(prompt_io or {}),
+        )
+
+    def start_new_conversation(self) -> None:
+        self.conversation = Conversation(self.settings.system)
+        self.notices.note("new conversation")
+
+    def show_info(self, text: str) -> None:
+        self.console.print(Text(text), soft_wrap=True)
+
+    def _warm_up(self) -> None:
+        """Pay for the slow imports while the user is still typing."""
+        try:
+            self.client.warm_up()
+            import io
+
+            Console(file=io.StringIO()).print(markdown("# x\n\n```python\nx = 1\n```"))
+        except Exception:
+            pass
+
+    def _renderer(self) -> Renderer:
+        return PlainRenderer(self.console.file) if self.plain else MarkdownRenderer(self.console)
+
+    def run(self) -> int:
+        self.notices.note(
+            f"chatrepl {__version__} · {self.settings.model} at {self.client.base_url} · "
+            "/help for commands, Ctrl-D to leave"
+        )
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+        pending = ""  # text to offer again after a failed request
+        while True:
+            try:
+                line = self.session.prompt(default=pending)
+            except KeyboardInterrupt:
+                pending = ""
+                continue
+            except EOFError:
+                return 0
+            line = line.encode("utf-8", "replace").decode("utf-8")
+            pending = ""
+            if not line.strip():
+                continue
+            try:
+                parsed = commands.parse(line)
+            except commands.UnknownCommand as err:
+                self.notices.error(str(err))
+                pending = line
+                continue
+            if parsed is not None:
+                command, argument = parsed
+                if not command.handler(self, argument):
+                    return 0
+                continue
+            self.conversation.add_user(line)
+            self.console.print()
+            if run_turn(self.conversation, self.client, self._renderer(), self.notices) == FAILED:
+                pending = line
+            self.console.print()

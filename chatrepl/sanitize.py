@@ -1,0 +1,30 @@
+"""Make any outside text safe to put on a terminal.
+
+Every character that could steer the terminal is replaced by a visible stand-in:
+C0 controls (but newline and tab) and DEL in caret notation (ESC becomes ``^[``, so
+no escape sequence can start), C1 controls and bidirectional overrides as ``<U+XXXX>``.
+Carriage returns are dropped so a line cannot be overwritten.  The mapping is per
+character, so a sequence split across two chunks of a stream is caught as well.
+"""
+
+from __future__ import annotations
+
+_BIDI_CONTROLS = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+
+
+def _build_table() -> dict[int, str | None]:
+    table: dict[int, str | None] = {code: "^" + chr(code + 0x40) for code in range(0x20)}
+    del table[ord("\n")], table[ord("\t")]
+    table[ord("\r")] = None
+    table[0x7F] = "^?"
+    for code in [*range(0x80, 0xA0), *_BIDI_CONTROLS]:
+        table[code] = f"<U+{code:04X}>"
+    return table
+
+
+_TABLE = _build_table()
+
+
+def sanitize(text: str) -> str:
+    """Return `text` with every terminal-controlling character made visible or removed."""
+    return text.translate(_TABLE)

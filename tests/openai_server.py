@@ -1,0 +1,240 @@
+"""A loopback HTTP server that speaks the OpenAI chat wire format (JSON and SSE).
+
+Tests queue `Script`s that say how the next request is answered: the reply text,
+how it is chunked and paced, an error status, a dropped or stalled stream.  With
+nothing queued, the reply is chosen from the last user message (see
+`script_for_message`), so the server is also useful by hand:
+
+    python tests/openai_server.py --port 8765
+    OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=sk-test chatrepl
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+LONG_REPLY = "\n\n".join(
+    [
+        "# A long answer",
+        "Here is a paragraph of prose that goes on for a while so that it wraps "
+        "across several lines of an ordinary terminal, which is what most replies do.",
+        "- first point\n- second point with `inline code`\n- third point",
+        '```python\ndef greet(name: str) -> str:\n    return f"hello {name}"\n```',
+        "| name | value |\n|------|-------|\n| alpha | 1 |\n| beta | 2 |",
+    ]
+    + [f"Paragraph {n}: the quick brown fox jumps over the lazy dog." for n in range(1, 41)]
+    + ["The end."]
+)
+
+CHINESE_REPLY = (
+    "你好！我是一个助手。\n\n- 第一点：中文字符是宽字符\n- 第二点：表格也要对齐\n\n"
+    "| 名字 | 值 |\n|---|---|\n| 甲 | 一 |"
+)
+
+
+@dataclass
+class Script:
+    """How the server answers one request."""
+
+    text: str = "Hello! How can I help?"
+    chunk_size: int = 4
+    first_delay: float = 0.0  # seconds before the first chunk (time to first token)
+    delay: float = 0.0  # seconds between chunks
+    status: int = 200
+    error_message: str = "something went wrong"
+    error_type: str = "server_error"
+    error_code: str | None = None
+    retry_after: str | None = None
+    drop_after: int | None = None  # chunks sent before the connection is cut mid-body
+    end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
+    stall_after: int | None = None  # chunks sent before the server goes silent
+    stall_seconds: float = 30.0
+    finish_reason: str = "stop"
+    refusal: str | None = None
+    raw_events: list[str] | None = None  # exact SSE data lines to send instead
+
+
+def script_for_message(text: str) -> Script:
+    """Pick a reply for a hand-typed message: 'long', 'chinese', 'slow', 'error 429' …"""
+    lowered = text.lower()
+    status = re.search(r"\berror (\d{3})\b", lowered)
+    if status:
+        return Script(status=int(status.group(1)), retry_after="7", error_message=f"simulated {status.group(1)}")
+    if "drop" in lowered:
+        return Script(text=LONG_REPLY, delay=0.01, drop_after=60)
+    if "long" in lowered:
+        return Script(text=LONG_REPLY, delay=0.002)
+    if "slow" in lowered:
+        return Script(text=LONG_REPLY, delay=0.05)
+    if "chinese" in lowered or "中文" in text:
+        return Script(text=CHINESE_REPLY, chunk_size=2, delay=0.01)
+    return Script(text=f"You said: **{text}**")
+
+
+def chunk_event(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.scripts: queue.Queue[Script] = queue.Queue()
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.closing = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def enqueue(self, *scripts: Script) -> None:
+        for script in scripts:
+            self.scripts.put(script)
+
+    def next_script(self, body: dict[str, Any]) -> Script:
+        try:
+            return self.scripts.get_nowait()
+        except queue.Empty:
+            users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
+            return script_for_message(str(users[-1]) if users else "")
+
+    def start(self) -> FakeOpenAI:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.closing.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeOpenAI
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send_json(
+                200, {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "test"}]}
+            )
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append(body)
+        self.server.headers_seen.append(dict(self.headers))
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+            return
+        script = self.server.next_script(body)
+        if script.first_delay:
+            time.sleep(script.first_delay)
+        if script.status != 200:
+            error = {"message": script.error_message, "type": script.error_type, "code": script.error_code}
+            extra = {"Retry-After": script.retry_after} if script.retry_after else {}
+            self._send_json(script.status, {"error": error}, extra)
+        elif body.get("stream"):
+            self._stream(script, body)
+        else:
+            self._send_json(200, self._completion(script, body))
+
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _completion(self, script: Script, body: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": script.text, "refusal": script.refusal}
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": script.finish_reason}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+
+    def _events(self, script: Script, body: dict[str, Any]) -> list[str]:
+        if script.raw_events is not None:
+            return script.raw_events
+        model = body.get("model", "test-model")
+        events = [json.dumps(chunk_event(model, {"role": "assistant", "content": ""}))]
+        if script.refusal is not None:
+            events.append(json.dumps(chunk_event(model, {"refusal": script.refusal})))
+        text = script.text
+        size = max(1, script.chunk_size)
+        events += [json.dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
+        events.append(json.dumps(chunk_event(model, {}, script.finish_reason)))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 10, "completion_tokens": len(text) // 4, "total_tokens": 10 + len(text) // 4}
+            events.append(json.dumps({**chunk_event(model, {}), "choices": [], "usage": usage}))
+        return [*events, "[DONE]"]
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _stream(self, script: Script, body: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        try:
+            for sent, event in enumerate(self._events(script, body)):
+                if sent == script.drop_after:
+                    self.close_connection = True
+                    return  # no terminating chunk: the client sees a cut body
+                if sent == script.end_without_done:
+                    break
+                if sent == script.stall_after:
+                    self.server.closing.wait(script.stall_seconds)
+                    self.close_connection = True
+                    return
+                if sent and script.delay:
+                    time.sleep(script.delay)
+                self._write_chunk(f"data: {event}\n\n".encode())
+            self._write_chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    port = parser.parse_args().port
+    server = FakeOpenAI(port)
+    print(f"serving the OpenAI wire format at {server.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
