@@ -92,6 +92,7 @@ def chunk_event(model: str, delta: dict[str, Any], finish_reason: str | None = N
 
 class FakeOpenAI(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
@@ -99,6 +100,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.closing = threading.Event()
+        self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
 
     @property
     def url(self) -> str:
@@ -115,8 +117,11 @@ class FakeOpenAI(ThreadingHTTPServer):
             users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
             return script_for_message(str(users[-1]) if users else "")
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up is part of the job; tests check what they received
+
     def start(self) -> FakeOpenAI:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -144,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
-        self.server.headers_seen.append(dict(self.headers))
+        self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
@@ -223,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(f"data: {event}\n\n".encode())
             self._write_chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
+            self.server.disconnects.append(time.monotonic())
             self.close_connection = True
 
 

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai_server import FakeOpenAI
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from chatrepl.config import Settings
+from chatrepl.repl import Repl
+
+TEST_KEY = "sk-test-0123456789abcdef"
+
+
+def installed_chatrepl() -> str:
+    """The console script installed beside the interpreter running the tests."""
+    return str(Path(sys.executable).parent / "chatrepl")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(server: FakeOpenAI) -> Settings:
+    return Settings(api_key=TEST_KEY, base_url=server.url, model="test-model", timeout=5)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no chatrepl or OpenAI settings and a private home."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("OPENAI_", "CHATREPL_", "XDG_")) and name != "NO_COLOR"
+    }
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture
+def cli_env(clean_env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
+    return {**clean_env, "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url, "CHATREPL_MODEL": "test-model"}
+
+
+def run_repl(settings: Settings, keys: str, plain: bool = False, debug: bool = False) -> tuple[Repl, str, int]:
+    """Type `keys` into a REPL, then Ctrl-C (clears any restored text) and Ctrl-D.
+
+    Returns the REPL, its output and its exit code.
+    """
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys + "\x03\x04")
+        out = io.StringIO()
+        console = Console(file=out, width=80, color_system=None)
+        repl = Repl(settings, console=console, plain=plain, debug=debug, prompt_io={"input": pipe, "output": DummyOutput()})
+        code = repl.run()
+    return repl, out.getvalue(), code

@@ -1,0 +1,142 @@
+"""ChatClient against the loopback server: events, and every error kind."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from conftest import TEST_KEY
+from openai_server import FakeOpenAI, Script
+
+from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
+from chatrepl.config import Settings
+
+MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+
+
+def collect(client: ChatClient) -> tuple[list[object], ChatError | None]:
+    events: list[object] = []
+    try:
+        events.extend(client.stream(MESSAGES))
+    except ChatError as err:
+        return events, err
+    return events, None
+
+
+def text_of(events: list[object]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+def test_streams_text_and_finish_reason(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="Hello, world! 你好", chunk_size=3))
+    events, error = collect(ChatClient(settings))
+    assert error is None
+    assert text_of(events) == "Hello, world! 你好"
+    assert events[-1] == Finished("stop")
+    request = server.requests[0]
+    assert request["messages"] == MESSAGES and request["stream"] is True and request["model"] == "test-model"
+    assert server.headers_seen[0]["authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_sends_temperature_and_max_tokens_only_when_set(server: FakeOpenAI, settings: Settings) -> None:
+    collect(ChatClient(settings))
+    assert "temperature" not in server.requests[0] and "max_tokens" not in server.requests[0]
+    settings.temperature, settings.max_tokens = 0.3, 42
+    collect(ChatClient(settings))
+    assert server.requests[1]["temperature"] == 0.3 and server.requests[1]["max_tokens"] == 42
+
+
+def test_refusal_and_usage_events(server: FakeOpenAI, settings: Settings) -> None:
+    usage = json.dumps({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}})
+    refusal = json.dumps({"choices": [{"index": 0, "delta": {"refusal": "I can't help with that."}}]})
+    done = json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    server.enqueue(Script(raw_events=[refusal, done, usage, "[DONE]"]))
+    events, error = collect(ChatClient(settings))
+    assert error is None
+    assert events == [RefusalDelta("I can't help with that."), Finished("stop"), Usage(7, 3)]
+
+
+def test_keyless_base_url_sends_a_placeholder(server: FakeOpenAI, settings: Settings) -> None:
+    settings.api_key = None
+    assert collect(ChatClient(settings))[1] is None
+    assert server.headers_seen[0]["authorization"] == "Bearer no-key"
+
+
+@pytest.mark.parametrize(
+    ("script", "kind", "words"),
+    [
+        (Script(status=401, error_message="Incorrect API key provided"), "auth", ["401", "Incorrect API key"]),
+        (Script(status=403, error_message="not allowed"), "permission", ["403", "not allowed"]),
+        (Script(status=404, error_message="The model `nope` does not exist"), "not_found", ["404", "nope"]),
+        (Script(status=429, retry_after="12", error_message="slow down"), "rate_limit", ["429", "retry after 12 s"]),
+        (Script(status=429, error_code="insufficient_quota", error_message="quota"), "quota", ["quota exceeded"]),
+        (Script(status=503, error_message="overloaded"), "server", ["503", "overloaded"]),
+        (
+            Script(status=400, error_code="context_length_exceeded", error_message="maximum context length is 8192"),
+            "context",
+            ["too long", "8192"],
+        ),
+        (Script(status=400, error_message="bad param"), "request", ["400", "bad param"]),
+    ],
+)
+def test_status_errors_become_one_line_chat_errors(
+    server: FakeOpenAI, settings: Settings, script: Script, kind: str, words: list[str]
+) -> None:
+    server.enqueue(script)
+    events, error = collect(ChatClient(settings))
+    assert events == [] and error is not None
+    assert error.kind == kind
+    assert "\n" not in error.message
+    for word in words:
+        assert word in error.message
+
+
+def test_context_error_suggests_new(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(status=400, error_code="context_length_exceeded", error_message="too many tokens"))
+    error = collect(ChatClient(settings))[1]
+    assert error is not None and "new" in error.hint
+
+
+def test_the_key_is_masked_in_error_messages(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(status=401, error_message=f"key {TEST_KEY} is wrong"))
+    error = collect(ChatClient(settings))[1]
+    assert error is not None
+    assert TEST_KEY not in error.message and "sk-...cdef" in error.message
+
+
+def test_connection_refused_names_the_base_url(settings: Settings) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        settings.base_url = f"http://127.0.0.1:{port}/v1"
+        error = collect(ChatClient(settings))[1]
+    assert error is not None and error.kind == "connection"
+    assert f"http://127.0.0.1:{port}/v1" in error.message
+
+
+def test_no_answer_at_all_is_a_timeout(server: FakeOpenAI, settings: Settings) -> None:
+    settings.timeout = 0.5
+    server.enqueue(Script(first_delay=2))
+    error = collect(ChatClient(settings))[1]
+    assert error is not None and error.kind == "timeout" and "0.5 s" in error.message
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        (Script(text="abcdefghijkl", chunk_size=2, drop_after=4), "connection dropped"),
+        (Script(text="abcdefghijkl", chunk_size=2, end_without_done=4), "ended before the reply was finished"),
+        (Script(text="abcdefghijkl", chunk_size=2, stall_after=4, stall_seconds=3), "sent nothing for 0.5 s"),
+        (Script(raw_events=['{"choices": [{"index": 0, "delta": {"content": "ab"}}]}', "{not json"]), "malformed"),
+    ],
+)
+def test_a_stream_that_breaks_off_keeps_what_arrived(
+    server: FakeOpenAI, settings: Settings, script: Script, words: str
+) -> None:
+    settings.timeout = 0.5
+    server.enqueue(script)
+    events, error = collect(ChatClient(settings))
+    assert error is not None and error.kind == "incomplete"
+    assert words in error.message
+    assert text_of(events) in {"abcdef", "ab"}

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatrepl.config import DEFAULT_MODEL, DEFAULT_SYSTEM, ConfigError, load_settings
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
+    settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert (settings.api_key, settings.base_url, settings.model) == (None, None, DEFAULT_MODEL)
+    assert settings.system == DEFAULT_SYSTEM
+    assert settings.temperature is None and settings.max_tokens is None
+    assert settings.sources == {}
+
+
+def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
+    write(
+        tmp_path / "cfg" / "chatrepl" / "config.toml",
+        'model = "from-config"\nsystem = "config system"\ntemperature = 0.1\nmax_tokens = 100\ntimeout = 9\n',
+    )
+    project = tmp_path / "project" / "sub"
+    project.mkdir(parents=True)
+    write(tmp_path / "project" / ".env", "CHATREPL_MODEL=from-dotenv\nCHATREPL_SYSTEM=dotenv system\n")
+    environ = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "CHATREPL_SYSTEM": "env system", "CHATREPL_TEMPERATURE": "0.5"}
+    settings = load_settings({"temperature": 1.5}, environ=environ, cwd=project)
+    assert settings.timeout == 9 and settings.max_tokens == 100  # config file
+    assert settings.model == "from-dotenv"  # .env, found in a parent directory, beats the config file
+    assert settings.system == "env system"  # the environment beats .env
+    assert settings.temperature == 1.5  # a flag beats everything
+    assert settings.sources["model"] == f"CHATREPL_MODEL in {tmp_path / 'project' / '.env'}"
+    assert settings.sources["system"] == "CHATREPL_SYSTEM in environment"
+    assert settings.sources["temperature"] == "--temperature"
+
+
+def test_dotenv_does_not_change_the_process_environment(tmp_path: Path) -> None:
+    write(tmp_path / ".env", "OPENAI_API_KEY=sk-from-dotenv\n")
+    environ: dict[str, str] = {"XDG_CONFIG_HOME": str(tmp_path)}
+    assert load_settings({}, environ=environ, cwd=tmp_path).api_key == "sk-from-dotenv"
+    assert "OPENAI_API_KEY" not in environ
+
+
+def test_key_is_stripped_of_whitespace_and_newlines(tmp_path: Path) -> None:
+    settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": "  sk-abc\n"}, cwd=tmp_path)
+    assert settings.api_key == "sk-abc"
+    blank = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": " \n"}, cwd=tmp_path)
+    assert blank.api_key is None
+
+
+def test_config_path_can_be_named_by_environment(tmp_path: Path) -> None:
+    path = write(tmp_path / "elsewhere.toml", 'api_key = "sk-config"\nbase_url = "http://127.0.0.1:1/v1/"\n')
+    settings = load_settings({}, environ={"CHATREPL_CONFIG": str(path)}, cwd=tmp_path)
+    assert settings.api_key == "sk-config"
+    assert settings.base_url == "http://127.0.0.1:1/v1"
+
+
+def test_a_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings({}, environ={"CHATREPL_CONFIG": str(tmp_path / "nope.toml")}, cwd=tmp_path)
+
+
+def test_bad_config_file_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "chatrepl" / "config.toml", 'model = "ok"\ntemperature = = 3\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert str(path) in str(caught.value) and "line 2" in str(caught.value)
+    assert path.read_text() == 'model = "ok"\ntemperature = = 3\n'  # never reset
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("temperature = 3", "temperature must be between 0 and 2"),
+        ('temperature = "hot"', "expected a number"),
+        ("max_tokens = 0", "at least 1"),
+        ("max_tokens = 1.5", "whole number"),
+        ("timeout = -1", "more than 0"),
+        ('base_url = "localhost:8080"', "http:// or https://"),
+        ("model = 3", "expected text"),
+    ],
+)
+def test_bad_values_in_config_name_the_key(tmp_path: Path, toml: str, expected: str) -> None:
+    write(tmp_path / "chatrepl" / "config.toml", toml + "\n")
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert "config.toml key" in str(caught.value)
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CHATREPL_MAX_TOKENS in environment: expected a whole number"):
+        load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path), "CHATREPL_MAX_TOKENS": "lots"}, cwd=tmp_path)
+
+
+def test_unknown_config_key_is_a_warning_not_a_reset(tmp_path: Path) -> None:
+    write(tmp_path / "chatrepl" / "config.toml", 'modle = "typo"\nmodel = "kept"\n')
+    settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert settings.model == "kept"
+    assert any("'modle'" in warning for warning in settings.warnings)

@@ -1,0 +1,165 @@
+"""The REPL loop driven through prompt_toolkit's pipe input, against the loopback server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from conftest import run_repl
+from openai_server import FakeOpenAI, Script
+
+from chatrepl.config import Settings
+from chatrepl.conversation import INCOMPLETE, INTERRUPTED
+
+
+def roles(repl) -> list[tuple[str, str]]:  # noqa: ANN001 - a Repl
+    return [(turn.role, turn.content) for turn in repl.conversation.turns]
+
+
+def test_second_request_carries_the_first_turn(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="Paris."), Script(text="About 2 million."))
+    repl, output, code = run_repl(settings, "capital of France?\rand its population?\r")
+    assert code == 0
+    assert "Paris." in output and "About 2 million." in output
+    assert server.requests[1]["messages"] == [
+        {"role": "system", "content": settings.system},
+        {"role": "user", "content": "capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "and its population?"},
+    ]
+    assert roles(repl)[-1] == ("assistant", "About 2 million.")
+
+
+@pytest.mark.parametrize("word", ["new", "/new", "NEW"])
+def test_new_resets_to_the_system_prompt(server: FakeOpenAI, settings: Settings, word: str) -> None:
+    repl, output, _ = run_repl(settings, f"first\r{word}\rsecond\r")
+    assert "new conversation" in output
+    assert server.requests[1]["messages"] == [
+        {"role": "system", "content": settings.system},
+        {"role": "user", "content": "second"},
+    ]
+
+
+@pytest.mark.parametrize("word", ["quit", "exit", "/quit", "/exit"])
+def test_quit_words_leave_with_status_zero(server: FakeOpenAI, settings: Settings, word: str) -> None:
+    _, _, code = run_repl(settings, f"{word}\rnever sent\r")
+    assert code == 0 and server.requests == []
+
+
+def test_empty_input_sends_nothing(server: FakeOpenAI, settings: Settings) -> None:
+    run_repl(settings, "\r   \r\t\r")
+    assert server.requests == []
+
+
+def test_unknown_command_is_not_sent(server: FakeOpenAI, settings: Settings) -> None:
+    # The line comes back for editing; Ctrl-C clears it.
+    repl, output, _ = run_repl(settings, "/frobnicate now\r")
+    assert "unknown command /frobnicate, try /help" in output
+    assert server.requests == []
+
+
+def test_a_path_is_a_message_not_a_command(server: FakeOpenAI, settings: Settings) -> None:
+    run_repl(settings, "/etc/hosts is what?\r")
+    assert server.requests[0]["messages"][-1]["content"] == "/etc/hosts is what?"
+
+
+def test_help_lists_every_command(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "/help\r")
+    for name in ("/new", "/quit", "/exit", "/help", "Alt-Enter"):
+        assert name in output
+
+
+def test_alt_enter_inserts_a_newline_and_paste_stays_one_message(server: FakeOpenAI, settings: Settings) -> None:
+    paste = "\x1b[200~line one\nline two\n\nline four\x1b[201~"
+    run_repl(settings, "first\x1b\rsecond\r" + paste + "\r")
+    sent = [request["messages"][-1]["content"] for request in server.requests]
+    assert sent == ["first\nsecond", "line one\nline two\n\nline four"]
+
+
+@pytest.mark.parametrize(
+    ("script", "shown"),
+    [
+        (Script(status=401, error_message="Incorrect API key"), "authentication failed (401)"),
+        (Script(status=404, error_message="no such model"), "not found (404)"),
+        (Script(status=429, retry_after="20", error_message="slow down"), "rate limited (429), retry after 20 s"),
+        (Script(status=500, error_message="boom"), "server error (500)"),
+        (Script(status=400, error_code="context_length_exceeded", error_message="too long"), "type new"),
+        (Script(first_delay=1.5), "no answer from"),
+    ],
+)
+def test_a_failed_request_offers_the_text_again(
+    server: FakeOpenAI, settings: Settings, script: Script, shown: str
+) -> None:
+    settings.timeout = 1
+    server.enqueue(script, Script(text="Second time lucky."))
+    # Enter on the restored input sends the same text again.
+    repl, output, code = run_repl(settings, "tell me a joke\r\r")
+    assert code == 0
+    assert shown in output and "Traceback" not in output
+    assert "Second time lucky." in output
+    assert server.requests[0]["messages"] == server.requests[1]["messages"]
+    assert roles(repl) == [("user", "tell me a joke"), ("assistant", "Second time lucky.")]
+
+
+def test_debug_shows_the_traceback(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(status=500))
+    _, output, _ = run_repl(settings, "hi\r", debug=True)
+    assert "Traceback" in output and "InternalServerError" in output
+
+
+def test_a_dropped_stream_keeps_the_partial_marked_incomplete(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="one two three four five six", chunk_size=4, drop_after=3), Script(text="ok"))
+    repl, output, _ = run_repl(settings, "count\rgo on\r")
+    assert "connection dropped mid-reply (the partial reply is kept)" in output
+    partial = repl.conversation.turns[1]
+    assert (partial.role, partial.content, partial.status) == ("assistant", "one two ", INCOMPLETE)
+    # The model is told its earlier reply was cut off, not handed it as a whole answer.
+    assert server.requests[1]["messages"][2]["content"].startswith("one two \n\n[reply cut off")
+
+
+def test_finish_reasons_and_refusals_are_reported(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(
+        Script(text="A long story that", finish_reason="length"),
+        Script(text="", finish_reason="content_filter"),
+        Script(text="", refusal="I can't help with that."),
+    )
+    repl, output, _ = run_repl(settings, "story\rbad\rworse\r")
+    assert "token limit" in output
+    assert "content filter" in output
+    assert "the model refused: I can't help with that." in output
+    assert roles(repl)[-1] == ("assistant", "I can't help with that.")
+
+
+def test_plain_mode_writes_text_as_it_arrives(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="# Title\n\n**bold** and `code`"))
+    _, output, _ = run_repl(settings, "hi\r", plain=True)
+    assert "# Title\n\n**bold** and `code`\n" in output
+
+
+def test_ctrl_c_mid_reply_keeps_the_partial(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="word " * 400, chunk_size=5, delay=0.02), Script(text="next"))
+    interrupted_at: list[float] = []
+
+    def interrupt() -> None:
+        while not server.requests:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        interrupted_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    repl, output, code = run_repl(settings, "talk\rmore\r")
+    assert code == 0
+    partial = repl.conversation.turns[1]
+    assert partial.status == INTERRUPTED and 0 < len(partial.content) < len("word " * 400)
+    assert "interrupted" in output
+    # The HTTP stream was closed at once: the server saw the hang-up within a few chunks.
+    deadline = time.monotonic() + 2
+    while not server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.disconnects and server.disconnects[0] - interrupted_at[0] < 0.5
+    assert len(server.requests) == 2
+    assert server.requests[1]["messages"][2]["content"].endswith("[reply interrupted by the user]")
