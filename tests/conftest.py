@@ -63,6 +63,7 @@ def run_repl(settings: Settings, keys: str, plain: bool = False, debug: bool = F
         pipe.send_text(keys + "\x03\x04")
         out = io.StringIO()
         console = Console(file=out, width=80, color_system=None)
-        repl = Repl(settings, console=console, plain=plain, debug=debug, prompt_io={"input": pipe, "output": DummyOutput()})
+        prompt_io = {"input": pipe, "output": DummyOutput()}
+        repl = Repl(settings, console=console, plain=plain, debug=debug, prompt_io=prompt_io)
         code = repl.run()
     return repl, out.getvalue(), code

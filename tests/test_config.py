@@ -48,7 +48,8 @@ def test_dotenv_does_not_change_the_process_environment(tmp_path: Path) -> None:
 
 
 def test_key_is_stripped_of_whitespace_and_newlines(tmp_path: Path) -> None:
-    settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": "  sk-abc\n"}, cwd=tmp_path)
+    environ = {"XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": "  sk-abc\n"}
+    settings = load_settings({}, environ=environ, cwd=tmp_path)
     assert settings.api_key == "sk-abc"
     blank = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": " \n"}, cwd=tmp_path)
     assert blank.api_key is None

@@ -13,9 +13,10 @@ from openai_server import FakeOpenAI, Script
 
 from chatrepl.config import Settings
 from chatrepl.conversation import INCOMPLETE, INTERRUPTED
+from chatrepl.repl import Repl
 
 
-def roles(repl) -> list[tuple[str, str]]:  # noqa: ANN001 - a Repl
+def roles(repl: Repl) -> list[tuple[str, str]]:
     return [(turn.role, turn.content) for turn in repl.conversation.turns]
 
 
@@ -35,7 +36,7 @@ def test_second_request_carries_the_first_turn(server: FakeOpenAI, settings: Set
 
 @pytest.mark.parametrize("word", ["new", "/new", "NEW"])
 def test_new_resets_to_the_system_prompt(server: FakeOpenAI, settings: Settings, word: str) -> None:
-    repl, output, _ = run_repl(settings, f"first\r{word}\rsecond\r")
+    _, output, _ = run_repl(settings, f"first\r{word}\rsecond\r")
     assert "new conversation" in output
     assert server.requests[1]["messages"] == [
         {"role": "system", "content": settings.system},
@@ -55,8 +56,7 @@ def test_empty_input_sends_nothing(server: FakeOpenAI, settings: Settings) -> No
 
 
 def test_unknown_command_is_not_sent(server: FakeOpenAI, settings: Settings) -> None:
-    # The line comes back for editing; Ctrl-C clears it.
-    repl, output, _ = run_repl(settings, "/frobnicate now\r")
+    _, output, _ = run_repl(settings, "/frobnicate now\r")
     assert "unknown command /frobnicate, try /help" in output
     assert server.requests == []
 
