@@ -1,0 +1,182 @@
+"""The installed `chatrepl` command in one-shot and pipe modes, as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEST_KEY, installed_chatrepl
+from openai_server import LONG_REPLY, FakeOpenAI, Script
+
+from chatrepl import __version__
+
+
+def chatrepl(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [installed_chatrepl(), *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=env["HOME"],
+        timeout=30,
+    )
+
+
+def test_one_shot_prints_the_raw_reply(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(text="# Title\n\n**bold** 你好"))
+    result = chatrepl(cli_env, "what", "is", "this?", stdin="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "# Title\n\n**bold** 你好\n"
+    assert result.stderr == ""
+    assert server.requests[0]["messages"][-1] == {"role": "user", "content": "what is this?"}
+
+
+def test_stdin_is_joined_after_the_prompt(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    result = chatrepl(cli_env, "summarize this", stdin="line one\nline two\n")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["messages"][-1]["content"] == "summarize this\n\nline one\nline two"
+
+
+def test_stdin_alone_is_the_question(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    chatrepl(cli_env, stdin="just a question\n")
+    assert server.requests[0]["messages"][-1]["content"] == "just a question"
+
+
+def test_invalid_utf8_on_stdin_is_replaced(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [installed_chatrepl(), "what is"], input=b"caf\xe9 \xff", capture_output=True, env=cli_env, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["messages"][-1]["content"] == "what is\n\ncaf\ufffd \ufffd"
+
+
+def test_empty_stdin_is_refused(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    result = chatrepl(cli_env, stdin="  \n")
+    assert result.returncode == 2 and "standard input was empty" in result.stderr
+    assert server.requests == []
+
+
+def test_api_failure_exits_non_zero_with_one_line_on_stderr(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(status=401, error_message="Incorrect API key provided"))
+    result = chatrepl(cli_env, "hi", stdin="")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: authentication failed (401): Incorrect API key provided · check your API key (OPENAI_API_KEY)"
+    ]
+
+
+def test_dead_server_names_the_base_url(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    result = chatrepl(env, "hi", stdin="")
+    assert result.returncode == 1
+    assert "cannot reach http://127.0.0.1:9/v1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dropped_stream_prints_the_partial_and_fails(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(text="abcdefgh", chunk_size=2, drop_after=3))
+    result = chatrepl(cli_env, "hi", stdin="")
+    assert result.returncode == 1
+    assert result.stdout == "abcd\n"
+    assert "connection dropped mid-reply" in result.stderr
+
+
+def test_escape_sequences_from_the_model_are_made_visible(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(text="a\x1b]0;pwned\x07b\x1b[2Jc\u202ed\x9bx"))
+    result = chatrepl(cli_env, "hi", stdin="")
+    assert result.stdout == "a^[]0;pwned^Gb^[[2Jc<U+202E>d<U+009B>x\n"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(text=LONG_REPLY * 20, chunk_size=64))
+    result = subprocess.run(
+        f"'{installed_chatrepl()}' long | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
+    assert result.stdout == "# A long answer\n"
+    assert result.stderr == ""
+
+
+def test_no_key_explains_the_three_ways_to_set_it(clean_env: dict[str, str]) -> None:
+    result = chatrepl(clean_env, "hi", stdin="")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    for way in ("OPENAI_API_KEY", ".env", "config.toml", "OPENAI_BASE_URL"):
+        assert way in message
+
+
+def test_key_from_dotenv_in_a_parent_directory(server: FakeOpenAI, clean_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"OPENAI_API_KEY={TEST_KEY}\nOPENAI_BASE_URL={server.url}\n")
+    work = tmp_path / "work" / "deeper"
+    work.mkdir(parents=True)
+    result = subprocess.run(
+        [installed_chatrepl(), "hi"], capture_output=True, text=True, env=clean_env, cwd=work, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.headers_seen[0]["authorization"] == f"Bearer {TEST_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--temperature", "5"], "temperature must be between 0 and 2, got 5"),
+        (["--max-tokens", "many"], "expected a whole number"),
+        (["--base-url", "localhost"], "http:// or https://"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_flags_get_a_clear_error(cli_env: dict[str, str], args: list[str], message: str) -> None:
+    result = chatrepl(cli_env, *args, "hi", stdin="")
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_config_file_is_named_with_its_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('model = "x"\ntemperature = \n')
+    result = chatrepl({**cli_env, "CHATREPL_CONFIG": str(config)}, "hi", stdin="")
+    assert result.returncode == 2
+    assert str(config) in result.stderr and "line 2" in result.stderr
+
+
+def test_flags_reach_the_request(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    result = chatrepl(cli_env, "-m", "other-model", "-s", "be terse", "-t", "0.2", "--max-tokens", "64", "hi", stdin="")
+    assert result.returncode == 0, result.stderr
+    request = server.requests[0]
+    assert (request["model"], request["temperature"], request["max_tokens"]) == ("other-model", 0.2, 64)
+    assert request["messages"][0] == {"role": "system", "content": "be terse"}
+
+
+def test_version_and_help(cli_env: dict[str, str]) -> None:
+    assert chatrepl(cli_env, "--version").stdout.strip() == f"chatrepl {__version__}"
+    help_text = chatrepl(cli_env, "--help").stdout
+    for flag in (
+        "--model",
+        "--system",
+        "--temperature",
+        "--max-tokens",
+        "--base-url",
+        "--timeout",
+        "--plain",
+        "--debug",
+    ):
+        assert flag in help_text
+    assert "examples:" in help_text
+
+
+def test_python_dash_m_works(cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chatrepl", "--version"], capture_output=True, text=True, env=cli_env, timeout=30
+    )
+    assert result.stdout.strip() == f"chatrepl {__version__}"

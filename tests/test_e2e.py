@@ -1,0 +1,111 @@
+"""The installed `chatrepl` in a pseudo-terminal, read the way a person would see it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pexpect
+import pytest
+from conftest import installed_chatrepl
+from openai_server import FakeOpenAI, Script
+
+PROMPT = "\x1b[?2004h"  # prompt_toolkit turns on bracketed paste each time a prompt is ready for input
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
+
+
+@pytest.fixture
+def terminal(cli_env: dict[str, str]) -> Iterator[pexpect.spawn]:
+    child = pexpect.spawn(
+        installed_chatrepl(),
+        env={**cli_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        cwd=cli_env["HOME"],
+        dimensions=(30, 100),
+        encoding="utf-8",
+        timeout=15,
+    )
+    child.expect_exact(PROMPT)
+    yield child
+    child.close(force=True)
+
+
+def type_line(child: pexpect.spawn, text: str) -> None:
+    child.send(text + "\r")
+
+
+def screen_text(child: pexpect.spawn) -> str:
+    return ANSI.sub("", child.before or "")
+
+
+def ask(child: pexpect.spawn, text: str) -> str:
+    """Type a line, wait for the next prompt, and return what was shown in between, without colours."""
+    type_line(child, text)
+    child.expect_exact(PROMPT)
+    return screen_text(child)
+
+
+def test_two_turns_with_full_history_then_new_then_quit(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
+    server.enqueue(Script(text="The capital is **Paris**."), Script(text="About 2.1 million people."), Script())
+    assert "The capital is Paris." in ask(terminal, "capital of France?")
+    assert "About 2.1 million people." in ask(terminal, "and its population?")
+    assert [m["role"] for m in server.requests[1]["messages"]] == ["system", "user", "assistant", "user"]
+    assert server.requests[1]["messages"][2]["content"] == "The capital is **Paris**."
+    assert "new conversation" in ask(terminal, "new")
+    assert "Hello! How can I help?" in ask(terminal, "hello again")
+    assert [m["role"] for m in server.requests[2]["messages"]] == ["system", "user"]
+    type_line(terminal, "quit")
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+
+
+def test_an_error_turn_then_a_good_one(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
+    server.enqueue(Script(status=429, retry_after="3", error_message="Rate limit reached"), Script(text="Done now."))
+    shown = ask(terminal, "please answer")
+    assert "error: rate limited (429), retry after 3 s: Rate limit reached" in shown
+    assert "Traceback" not in shown
+    # The failed text is back in the input line: Enter alone sends it again.
+    terminal.expect_exact("please answer")
+    assert "Done now." in ask(terminal, "")
+    assert server.requests[0]["messages"] == server.requests[1]["messages"]
+    terminal.sendeof()
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+
+
+def test_ctrl_c_mid_reply_stops_it_and_keeps_the_session(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
+    words = " ".join(f"w{n}" for n in range(2000))
+    server.enqueue(Script(text=words, chunk_size=6, delay=0.02), Script(text="Still here."))
+    type_line(terminal, "talk a lot")
+    terminal.expect("w30 ")
+    terminal.sendintr()
+    sent_at = time.monotonic()
+    terminal.expect("interrupted")
+    terminal.expect_exact(PROMPT)
+    while not server.disconnects and time.monotonic() - sent_at < 2:
+        time.sleep(0.01)
+    assert server.disconnects and server.disconnects[0] - sent_at < 0.5
+    assert "Still here." in ask(terminal, "are you there?")
+    history = server.requests[1]["messages"]
+    assert history[2]["role"] == "assistant" and history[2]["content"].startswith("w0 w1 w2")
+    assert history[2]["content"].endswith("[reply interrupted by the user]")
+    # Ctrl-C at the prompt clears the line and does not leave.
+    terminal.send("half typed")
+    terminal.sendintr()
+    terminal.expect_exact(PROMPT)
+    terminal.sendeof()
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+    assert len(server.requests) == 2
+
+
+def test_wide_characters_and_markdown_on_a_terminal(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
+    server.enqueue(Script(text="你好，世界！\n\n- 第一\n- 第二\n\n```python\nprint('hi')\n```\n", chunk_size=3))
+    shown = ask(terminal, "chinese please")
+    assert "你好，世界！" in shown
+    assert "• 第一" in shown and "• 第二" in shown
+    assert "```" not in shown  # the fence is rendered, not printed
+    assert "print" in shown
