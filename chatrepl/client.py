@@ -70,8 +70,12 @@ class ChatClient:
         return self.settings.base_url or OPENAI_URL
 
     def warm_up(self) -> None:
-        """Import openai and build the HTTP client ahead of the first request."""
-        self._openai()
+        """Import openai, build the HTTP client and the reply types ahead of the first request."""
+        from openai.types.chat import ChatCompletionChunk
+
+        self._openai().chat.completions  # noqa: B018 - the attribute imports the chat resources
+        # The first reply chunk otherwise pays for pydantic building its schemas.
+        ChatCompletionChunk.construct(choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": None}])
 
     def _openai(self) -> openai.OpenAI:
         with self._lock:

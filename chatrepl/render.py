@@ -148,7 +148,9 @@ class MarkdownRenderer:
         if self._live is None:
             from rich.live import Live
 
-            self._live = Live(console=self.console, auto_refresh=False, transient=True)
+            self._live = Live(
+                console=self.console, auto_refresh=False, transient=True, redirect_stdout=False, redirect_stderr=False
+            )
             self._live.start()
         # Only what fits on screen is live: rows that scroll out of a live area cannot be redrawn.
         tail = _Lines(markdown(self._pending), limit=self.console.size.height - 3, gap=self._printed)

@@ -162,6 +162,8 @@ class Repl:
             self.client.warm_up()
             import io
 
+            import rich.live  # noqa: F401 - imported for the first reply's live area
+
             Console(file=io.StringIO()).print(markdown("# x\n\n```python\nx = 1\n```"))
         except Exception:
             pass

@@ -101,6 +101,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.headers_seen: list[dict[str, str]] = []
         self.closing = threading.Event()
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
+        self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
 
     @property
     def url(self) -> str:
@@ -146,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
     def do_POST(self) -> None:
+        self.received_at = time.monotonic()
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
@@ -226,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if sent and script.delay:
                     time.sleep(script.delay)
                 self._write_chunk(f"data: {event}\n\n".encode())
+                if sent == 1:  # event 0 carries only the role; event 1 the first text
+                    self.server.first_token_times.append((self.received_at, time.monotonic()))
             self._write_chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             self.server.disconnects.append(time.monotonic())
