@@ -167,13 +167,13 @@ def load_settings(
         settings.sources[key] = source
 
     path = config_path(merged_env)
-    for key, raw in read_config_file(path, required="CHATREPL_CONFIG" in merged_env).items():
+    for key, raw in read_config_file(path, required=bool(merged_env.get("CHATREPL_CONFIG"))).items():
         if key in OPTION_BY_KEY:
             apply(key, raw, f"{path} key {key!r}")
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")
     for option in OPTIONS:
-        if option.env in merged_env:
+        if merged_env.get(option.env, "").strip():  # an empty variable counts as unset
             where = "environment" if option.env in environ else str(dotenv_file)
             apply(option.key, merged_env[option.env], f"{option.env} in {where}")
     for key, value in flags.items():

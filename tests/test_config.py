@@ -55,6 +55,13 @@ def test_key_is_stripped_of_whitespace_and_newlines(tmp_path: Path) -> None:
     assert blank.api_key is None
 
 
+def test_the_example_env_file_as_it_is_changes_nothing(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert settings.sources == {} and settings.model == DEFAULT_MODEL
+
+
 def test_config_path_can_be_named_by_environment(tmp_path: Path) -> None:
     path = write(tmp_path / "elsewhere.toml", 'api_key = "sk-config"\nbase_url = "http://127.0.0.1:1/v1/"\n')
     settings = load_settings({}, environ={"CHATREPL_CONFIG": str(path)}, cwd=tmp_path)
