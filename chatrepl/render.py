@@ -63,7 +63,7 @@ def markdown(text: str) -> RenderableType:
 
 
 class _Lines:
-    """A renderable's lines without leading blank ones, optionally only the last `limit`."""
+    """A renderable's lines without blank ones around them, optionally only the last `limit`."""
 
     def __init__(self, renderable: RenderableType, limit: int | None = None, gap: bool = False) -> None:
         self.renderable = renderable
@@ -74,6 +74,8 @@ class _Lines:
         from rich.segment import Segment
 
         lines = console.render_lines(self.renderable, options, pad=False)
+        while lines and _is_blank(lines[-1]):
+            lines.pop()
         while lines and _is_blank(lines[0]):
             lines.pop(0)
         if self.limit is not None:
@@ -86,7 +88,8 @@ class _Lines:
 
 
 def _is_blank(line: list[Segment]) -> bool:
-    return all(not segment.text.strip() for segment in line)
+    """Nothing to see: only spaces, and no background colour (a code block's padding has one)."""
+    return all(not segment.text.strip() and not (segment.style and segment.style.bgcolor) for segment in line)
 
 
 class MarkdownRenderer:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import termios
 import threading
 import traceback
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
@@ -55,6 +60,63 @@ class Notices:
         self.console.print(Text(sanitize(message), style="dim"), soft_wrap=True)
 
 
+class _ReplyTerminal:
+    """The terminal while a reply streams.
+
+    Ctrl-C raises KeyboardInterrupt at once while waiting for the network, but is held
+    back while the renderer writes, so it never cuts an escape sequence or the live
+    area's bookkeeping in half.  Keys typed meanwhile are not echoed into the reply;
+    they wait for the next prompt.
+    """
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.interrupted = False
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.writing:
+            self.interrupted = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[_ReplyTerminal]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        saved = _silence_echo()
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if saved is not None:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, saved)
+
+    @contextlib.contextmanager
+    def writing_output(self, raise_held: bool = True) -> Iterator[None]:
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+            held, self.interrupted = self.interrupted, False
+            if held and raise_held:
+                raise KeyboardInterrupt
+
+
+def _silence_echo() -> list[Any] | None:
+    """Turn off the terminal's echo (and its ^C); return the settings to restore."""
+    if not sys.stdin.isatty():
+        return None
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    return saved
+
+
 def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer, notices: Notices) -> str:
     """Answer the conversation's last user message and record the reply.
 
@@ -67,21 +129,24 @@ def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer,
     finish_reason = None
     error: ChatError | None = None
     status = COMPLETE
-    try:
-        for event in client.stream(conversation.messages()):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-                renderer.feed(event.text)
-            elif isinstance(event, RefusalDelta):
-                refusal.append(event.text)
-            elif isinstance(event, Finished):
-                finish_reason = event.reason
-    except ChatError as err:
-        error, status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
-    except KeyboardInterrupt:
-        status = INTERRUPTED
-    finally:
-        renderer.finish()
+    with _ReplyTerminal().active() as terminal:
+        try:
+            for event in client.stream(conversation.messages()):
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    with terminal.writing_output():
+                        renderer.feed(event.text)
+                elif isinstance(event, RefusalDelta):
+                    refusal.append(event.text)
+                elif isinstance(event, Finished):
+                    finish_reason = event.reason
+        except ChatError as err:
+            error, status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
+        except KeyboardInterrupt:
+            status = INTERRUPTED
+        finally:
+            with terminal.writing_output(raise_held=False):
+                renderer.finish()
     text, refused = "".join(parts), "".join(refusal)
     if refused:
         notices.warning(f"the model refused: {refused}")
@@ -104,8 +169,6 @@ def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer,
 
 def run_once(settings: Settings, question: str, plain: bool, debug: bool) -> int:
     """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
-    import sys
-
     client = ChatClient(settings)
     conversation = Conversation(settings.system)
     conversation.add_user(question)

@@ -109,3 +109,17 @@ def test_wide_characters_and_markdown_on_a_terminal(server: FakeOpenAI, terminal
     assert "• 第一" in shown and "• 第二" in shown
     assert "```" not in shown  # the fence is rendered, not printed
     assert "print" in shown
+
+
+def test_one_shot_on_a_terminal_renders_markdown_and_no_color_turns_it_off(
+    server: FakeOpenAI, cli_env: dict[str, str]
+) -> None:
+    reply = "Some **bold** text"
+    for extra, expect_plain in (({}, False), ({"NO_COLOR": "1"}, True)):
+        server.enqueue(Script(text=reply))
+        env = {**cli_env, "TERM": "xterm-256color", **extra}
+        output = pexpect.run(installed_chatrepl() + " hello", env=env, encoding="utf-8", timeout=15)
+        if expect_plain:
+            assert reply in output and "\x1b" not in output
+        else:
+            assert "**" not in output and "Some" in output and "\x1b[1m" in output
