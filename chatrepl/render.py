@@ -1,31 +1,37 @@
 """Streaming reply renderers.
 
 `MarkdownRenderer` prints each finished markdown block to scrollback once and keeps
-only the unfinished last block in a live area, re-rendered at most `FPS` times a
-second, so the work stays proportional to the reply and a reply taller than the
-screen never duplicates lines.  `PlainRenderer` writes the text as it arrives.
-Both sanitize what they are given: the caller passes raw model text.
+only the unfinished last block in a live area at the bottom, redrawn at most `FPS`
+times a second.  The work stays proportional to the reply, a reply taller than the
+screen never duplicates or loses lines, and what ends up in scrollback is exactly
+what rendering the whole reply at once prints (`render_whole`).
+
+A block is finished when markdown-it, parsing the complete lines not yet printed,
+starts another top-level block after it: only the last block can still change.
+Printing blocks one by one then differs from one whole rendering only in the blank
+line rich puts between top-level blocks, which `_needs_gap` reproduces.
+
+`PlainRenderer` writes the text as it arrives.  Both sanitize what they are given:
+the caller passes raw model text.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import time
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from chatrepl.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-    from rich.live import Live
-    from rich.segment import Segment
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.markdown import Markdown
 
 FPS = 15
 CODE_THEME = "monokai"
-
-_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
-# Lines that may continue the block before a blank line: indented text, list items.
-_CONTINUATION = re.compile(r"[ \t]|[-*+][ \t]|\d{1,9}[.)][ \t]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Renderer(Protocol):
@@ -55,41 +61,84 @@ class PlainRenderer:
         self._last = "\n"
 
 
-def markdown(text: str) -> RenderableType:
-    from rich.markdown import Markdown
+@functools.cache
+def _reply_markdown_class() -> type[Markdown]:
+    """rich's Markdown with code blocks that copy exactly; built on first use, as rich.markdown is slow to import."""
+    from rich.markdown import CodeBlock, Markdown
+    from rich.segment import Segment
+    from rich.syntax import Syntax
 
-    # hyperlinks=False shows a link's real target instead of hiding it behind its text
-    return Markdown(text, code_theme=CODE_THEME, hyperlinks=False)
+    class CopyableCodeBlock(CodeBlock):
+        """Highlighted code with no padding and no hard wraps: a long line is left to the
+        terminal's own soft wrap, so copying it gives back the code as it was sent."""
 
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            code = str(self.text).rstrip("\n")
+            syntax = Syntax(code, self.lexer_name, theme=self.theme, background_color="default")
+            for line in syntax.highlight(code).split("\n", allow_blank=True):
+                yield from line.render(console)
+                yield Segment.line()
 
-class _Lines:
-    """A renderable's lines without blank ones around them, optionally only the last `limit`."""
+    class ReplyMarkdown(Markdown):
+        elements: Any = {**Markdown.elements, "fence": CopyableCodeBlock, "code_block": CopyableCodeBlock}
 
-    def __init__(self, renderable: RenderableType, limit: int | None = None, gap: bool = False) -> None:
-        self.renderable = renderable
-        self.limit = limit
-        self.gap = gap  # start with one blank line, to stand apart from what is above
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.segment import Segment
-
-        lines = console.render_lines(self.renderable, options, pad=False)
-        while lines and _is_blank(lines[-1]):
-            lines.pop()
-        while lines and _is_blank(lines[0]):
-            lines.pop(0)
-        if self.limit is not None:
-            lines = lines[-self.limit :] if self.limit > 0 else []
-        if self.gap:
-            yield Segment.line()
-        for line in lines:
-            yield from line
-            yield Segment.line()
+    return ReplyMarkdown
 
 
-def _is_blank(line: list[Segment]) -> bool:
-    """Nothing to see: only spaces, and no background colour (a code block's padding has one)."""
-    return all(not segment.text.strip() and not (segment.style and segment.style.bgcolor) for segment in line)
+def markdown(text: str) -> Markdown:
+    """A reply's markdown renderable; links show their real target, never rich markup."""
+    return _reply_markdown_class()(text, code_theme=CODE_THEME, hyperlinks=False)
+
+
+def render_whole(console: Console, text: str) -> None:
+    """Print a whole reply at once: what streaming it through MarkdownRenderer leaves in scrollback."""
+    console.print(markdown(sanitize(text)), crop=False)
+
+
+def _top_level_blocks(parsed: list[Any]) -> list[tuple[int, bool, bool]]:
+    """For each top-level block: its first line, whether rich opens it with a blank line
+    itself (lists, quotes, tables), and whether rich wants a blank line after it."""
+    elements = _reply_markdown_class().elements
+    blocks = []
+    for index, token in enumerate(parsed):
+        if token.level != 0 or token.nesting < 0 or not token.map:
+            continue
+        container = token.nesting == 1 and parsed[index + 1].type != "inline"
+        element = elements.get(token.type)
+        blocks.append((token.map[0], container, getattr(element, "new_line", True)))
+    return blocks
+
+
+class _LiveArea:
+    """The bottom rows of the screen, redrawn in place; nothing in it reaches scrollback."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._widths: list[int] = []  # cell width of each line drawn
+
+    def _rows(self) -> int:
+        # Rows the drawn lines take now: a terminal narrowed since then re-wraps each line.
+        width = max(1, self.console.width)
+        return sum(max(1, math.ceil(line / width)) for line in self._widths)
+
+    def clear(self) -> None:
+        rows = self._rows()
+        if rows:
+            self.console.file.write(f"\r\x1b[{rows}A\x1b[J")
+            self.console.file.flush()
+        self._widths = []
+
+    def show(self, renderable: Any, max_rows: int) -> None:
+        from rich.cells import cell_len
+
+        with self.console.capture() as capture:
+            self.console.print(renderable, crop=True)
+        lines = capture.get().split("\n")[:-1][-max_rows:] if max_rows > 0 else []
+        self.clear()
+        if lines:
+            self.console.file.write("\n".join(lines) + "\n")
+            self.console.file.flush()
+        self._widths = [cell_len(_ANSI.sub("", line)) for line in lines]
 
 
 class MarkdownRenderer:
@@ -97,64 +146,71 @@ class MarkdownRenderer:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._pending = ""  # text not yet printed to scrollback
-        self._scanned = 0  # _pending[:_scanned] is whole lines already classified
-        self._fence: str | None = None  # the open fence marker, inside a code block
-        self._after_blank = False
+        self._pending = ""  # sanitized text not yet printed to scrollback
         self._printed = False
-        self._live: Live | None = None
+        self._gap_after_printed = False  # rich wants a blank line after the last block printed
+        self._live = _LiveArea(console) if console.is_terminal and not console.is_dumb_terminal else None
         self._last_refresh = 0.0
 
     def feed(self, text: str) -> None:
-        self._pending += sanitize(text)
-        self._flush_finished_blocks()
+        text = sanitize(text)
+        self._pending += text
+        if "\n" in text:
+            self._print_finished_blocks()
         now = time.monotonic()
-        if now - self._last_refresh >= 1 / FPS:
+        if self._live is not None and now - self._last_refresh >= 1 / FPS:
             self._last_refresh = now
             self._show_tail()
 
     def finish(self) -> None:
         if self._live is not None:
-            self._live.stop()
-            self._live = None
+            self._live.clear()
         if self._pending.strip():
-            self._print_block(self._pending)
+            self._print(self._pending)
         self._pending = ""
 
-    def _flush_finished_blocks(self) -> None:
-        while (end := self._pending.find("\n", self._scanned)) != -1:
-            start, self._scanned = self._scanned, end + 1
-            line = self._pending[start:end]
-            if self._fence is not None:
-                if line.strip().startswith(self._fence) and not line.strip().strip(self._fence[0]):
-                    self._fence = None
-                continue
-            if not line.strip():
-                self._after_blank = True
-                continue
-            if self._after_blank and not _CONTINUATION.match(line) and self._pending[:start].strip():
-                self._print_block(self._pending[:start])
-                self._pending = self._pending[start:]
-                self._scanned = end + 1 - start
-            self._after_blank = False
-            fence = _FENCE.match(line)
-            if fence:
-                self._fence = fence.group(1)
+    def _print_finished_blocks(self) -> None:
+        complete = self._pending[: self._pending.rfind("\n") + 1]
+        blocks = _top_level_blocks(markdown(complete).parsed)
+        if len(blocks) < 2:
+            return
+        cut = _line_offset(complete, blocks[-1][0])
+        finished, self._pending = self._pending[:cut], self._pending[cut:]
+        if self._live is not None:
+            self._live.clear()
+            self._last_refresh = 0.0  # redraw the tail at once, or the screen blinks
+        self._print(finished)
 
-    def _print_block(self, text: str) -> None:
-        self.console.print(_Lines(markdown(text), gap=self._printed))
+    def _print(self, text: str) -> None:
+        renderable = markdown(text)
+        blocks = _top_level_blocks(renderable.parsed)
+        if not blocks:
+            return
+        if self._needs_gap(blocks[0]):
+            self.console.print()
+        self.console.print(renderable, crop=False)
         self._printed = True
+        self._gap_after_printed = blocks[-1][2]
+
+    def _needs_gap(self, first_block: tuple[int, bool, bool]) -> bool:
+        return self._printed and self._gap_after_printed and not first_block[1]
 
     def _show_tail(self) -> None:
+        assert self._live is not None
         if not self._pending.strip():
             return
-        if self._live is None:
-            from rich.live import Live
+        from rich.console import Group
 
-            self._live = Live(
-                console=self.console, auto_refresh=False, transient=True, redirect_stdout=False, redirect_stderr=False
-            )
-            self._live.start()
-        # Only what fits on screen is live: rows that scroll out of a live area cannot be redrawn.
-        tail = _Lines(markdown(self._pending), limit=self.console.size.height - 3, gap=self._printed)
-        self._live.update(tail, refresh=True)
+        tail = markdown(self._pending)
+        blocks = _top_level_blocks(tail.parsed)
+        gap = bool(blocks) and self._needs_gap(blocks[0])
+        # Only what fits on screen is live: rows that scroll off cannot be redrawn.
+        self._live.show(Group("", tail) if gap else tail, max_rows=self.console.height - 2)
+
+
+def _line_offset(text: str, line: int) -> int:
+    """The index in `text` where its `line`-th line (from 0) starts."""
+    offset = 0
+    for _ in range(line):
+        offset = text.index("\n", offset) + 1
+    return offset
