@@ -21,7 +21,7 @@ import functools
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TextIO
 
 from chatrepl.sanitize import sanitize
 
@@ -80,7 +80,11 @@ def _reply_markdown_class() -> type[Markdown]:
                 yield Segment.line()
 
     class ReplyMarkdown(Markdown):
-        elements: Any = {**Markdown.elements, "fence": CopyableCodeBlock, "code_block": CopyableCodeBlock}
+        elements: ClassVar[dict[str, Any]] = {
+            **Markdown.elements,
+            "fence": CopyableCodeBlock,
+            "code_block": CopyableCodeBlock,
+        }
 
     return ReplyMarkdown
 
