@@ -41,6 +41,17 @@ def _quit(repl: Repl, arg: str) -> bool:
     return False
 
 
+def _markdown(repl: Repl, arg: str) -> bool:
+    choice = arg.lower()
+    if choice in ("on", "off"):
+        repl.plain = choice == "off"
+    elif choice:
+        repl.notices.error(f"/markdown takes on or off, not {arg!r}")
+        return True
+    repl.notices.note(f"markdown rendering is {'off' if repl.plain else 'on'}")
+    return True
+
+
 def _help(repl: Repl, arg: str) -> bool:
     repl.show_info(help_text())
     return True
@@ -49,6 +60,7 @@ def _help(repl: Repl, arg: str) -> bool:
 COMMANDS = (
     Command("new", (), "start a new conversation (the system prompt stays)", _new),
     Command("quit", ("exit",), "leave chatrepl (Ctrl-D works too)", _quit),
+    Command("markdown", (), "on: render replies as markdown; off: print them as they arrive", _markdown),
     Command("help", (), "list the commands and keys", _help),
 )
 _BY_NAME = {name: command for command in COMMANDS for name in (command.name, *command.aliases)}

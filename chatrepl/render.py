@@ -94,6 +94,14 @@ def markdown(text: str) -> Markdown:
     return _reply_markdown_class()(text, code_theme=CODE_THEME, hyperlinks=False)
 
 
+@functools.cache
+def _block_parser() -> Any:
+    """rich's markdown-it set-up, block structure only: all that finding finished blocks needs."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt().enable("strikethrough").enable("table").disable("inline")
+
+
 def render_whole(console: Console, text: str) -> None:
     """Print a whole reply at once: what streaming it through MarkdownRenderer leaves in scrollback."""
     console.print(markdown(sanitize(text)), crop=False)
@@ -175,14 +183,13 @@ class MarkdownRenderer:
 
     def _print_finished_blocks(self) -> None:
         complete = self._pending[: self._pending.rfind("\n") + 1]
-        blocks = _top_level_blocks(markdown(complete).parsed)
+        blocks = _top_level_blocks(_block_parser().parse(complete))
         if len(blocks) < 2:
             return
         cut = _line_offset(complete, blocks[-1][0])
         finished, self._pending = self._pending[:cut], self._pending[cut:]
         if self._live is not None:
             self._live.clear()
-            self._last_refresh = 0.0  # redraw the tail at once, or the screen blinks
         self._print(finished)
 
     def _print(self, text: str) -> None:

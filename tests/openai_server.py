@@ -61,6 +61,7 @@ class Script:
     finish_reason: str = "stop"
     refusal: str | None = None
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
+    chunks_per_second: float | None = None  # pace chunks on a fixed schedule instead of `delay`
 
 
 def script_for_message(text: str) -> Script:
@@ -102,6 +103,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.closing = threading.Event()
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
         self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
+        self.stream_ends: list[float] = []  # when each complete stream's last byte was sent
 
     @property
     def url(self) -> str:
@@ -214,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
+        started = time.monotonic()
         try:
             for sent, event in enumerate(self._events(script, body)):
                 if sent == script.drop_after:
@@ -225,12 +228,15 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.closing.wait(script.stall_seconds)
                     self.close_connection = True
                     return
-                if sent and script.delay:
+                if script.chunks_per_second:
+                    time.sleep(max(0.0, started + sent / script.chunks_per_second - time.monotonic()))
+                elif sent and script.delay:
                     time.sleep(script.delay)
                 self._write_chunk(f"data: {event}\n\n".encode())
                 if sent == 1:  # event 0 carries only the role; event 1 the first text
                     self.server.first_token_times.append((self.received_at, time.monotonic()))
             self._write_chunk(b"")
+            self.server.stream_ends.append(time.monotonic())
         except (BrokenPipeError, ConnectionResetError):
             self.server.disconnects.append(time.monotonic())
             self.close_connection = True

@@ -163,3 +163,12 @@ def test_ctrl_c_mid_reply_keeps_the_partial(server: FakeOpenAI, settings: Settin
     assert server.disconnects and server.disconnects[0] - interrupted_at[0] < 0.5
     assert len(server.requests) == 2
     assert server.requests[1]["messages"][2]["content"].endswith("[reply interrupted by the user]")
+
+
+def test_markdown_can_be_turned_off_and_on(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text="**raw**"), Script(text="**rendered**"))
+    _, output, _ = run_repl(settings, "/markdown off\rone\r/markdown on\rtwo\r/markdown maybe\r/markdown\r")
+    assert "markdown rendering is off" in output and "**raw**" in output
+    assert "rendered" in output and "**rendered**" not in output
+    assert "/markdown takes on or off, not 'maybe'" in output
+    assert output.count("markdown rendering is on") == 2
