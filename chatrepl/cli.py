@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str) -> None:
+def _report(kind: str, message: str) -> None:
     from chatrepl.sanitize import sanitize
 
-    print(f"chatrepl: error: {sanitize(message)}", file=sys.stderr)
+    print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
 
 
 def _read_stdin() -> str:
@@ -83,12 +83,12 @@ def run(argv: Sequence[str] | None) -> int:
     try:
         settings = config.load_settings(flags)
     except config.ConfigError as err:
-        _error(str(err))
+        _report("error", str(err))
         return 2
     for warning in settings.warnings:
-        print(f"chatrepl: warning: {warning}", file=sys.stderr)
+        _report("warning", warning)
     if not settings.api_key and not settings.base_url:
-        _error(config.missing_key_message(config.config_path(os.environ)))
+        _report("error", config.missing_key_message(config.config_path(os.environ)))
         return 2
 
     plain = args.plain or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
@@ -97,14 +97,14 @@ def run(argv: Sequence[str] | None) -> int:
         piped = _read_stdin().strip()
         question = f"{question}\n\n{piped}".strip()
         if not question:
-            _error("nothing to ask: standard input was empty")
+            _report("error", "nothing to ask: standard input was empty")
             return 2
     from chatrepl import repl
 
     if question:
         return repl.run_once(settings, question, plain=plain, debug=args.debug)
     if not sys.stdout.isatty():
-        _error('standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
+        _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
     return repl.Repl(settings, plain=plain, debug=args.debug).run()
 
@@ -123,5 +123,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        _error(f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
+        _report("error", f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
         return 1
