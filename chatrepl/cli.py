@@ -100,13 +100,19 @@ def run(argv: Sequence[str] | None) -> int:
             _report("error", "nothing to ask: standard input was empty")
             return 2
     from chatrepl import repl
+    from chatrepl.models import Catalogue
 
+    try:
+        catalogue = Catalogue(settings.models)
+    except (TypeError, ValueError) as err:
+        _report("error", f"bad model entry in the config file: {err}")
+        return 2
     if question:
-        return repl.run_once(settings, question, plain=plain, debug=args.debug)
+        return repl.run_once(settings, catalogue, question, plain=plain, debug=args.debug)
     if not sys.stdout.isatty():
         _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
-    return repl.Repl(settings, plain=plain, debug=args.debug).run()
+    return repl.Repl(settings, catalogue, plain=plain, debug=args.debug).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

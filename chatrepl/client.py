@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatrepl.config import Settings
+from chatrepl.models import ModelInfo
 
 if TYPE_CHECKING:
     import openai
@@ -64,6 +65,7 @@ class ChatClient:
         self.settings = settings
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
+        self._usage_in_stream = True  # until a server rejects stream_options
 
     @property
     def base_url(self) -> str:
@@ -90,16 +92,31 @@ class ChatClient:
                 )
             return self._client
 
-    def request_params(self) -> dict[str, Any]:
+    def request_params(self, rules: ModelInfo) -> dict[str, Any]:
+        """The request's parameters, leaving out what the model's catalogue entry says it rejects."""
         settings = self.settings
         params: dict[str, Any] = {"model": settings.model}
-        if settings.temperature is not None:
+        if settings.temperature is not None and rules.temperature:
             params["temperature"] = settings.temperature
         if settings.max_tokens is not None:
-            params["max_tokens"] = settings.max_tokens
+            params[rules.max_tokens_param] = settings.max_tokens
+        if self._usage_in_stream:
+            params["stream_options"] = {"include_usage": True}
         return params
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[Event]:
+    def _open_stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Any:
+        import openai
+
+        try:
+            return self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params(rules))
+        except openai.BadRequestError as err:
+            if not (self._usage_in_stream and "stream_options" in str(err.message)):
+                raise
+        # A server that rejects stream_options is asked again without, and never again with.
+        self._usage_in_stream = False
+        return self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params(rules))
+
+    def stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Iterator[Event]:
         """Send the conversation and yield the reply as it streams.
 
         Raises ChatError; kind "incomplete" means text may already have been yielded.
@@ -109,7 +126,7 @@ class ChatClient:
         import openai
 
         try:
-            stream = self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params())
+            stream = self._open_stream(messages, rules)
         except openai.OpenAIError as err:
             raise self._error(err) from err
         finished = False

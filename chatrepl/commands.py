@@ -52,6 +52,12 @@ def _markdown(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _usage(repl: Repl, arg: str) -> bool:
+    turns = sum(turn.role == "assistant" for turn in repl.conversation.turns)
+    repl.notices.note(f"this conversation: {turns} replies · {repl.tally.summary()}")
+    return True
+
+
 def _help(repl: Repl, arg: str) -> bool:
     repl.show_info(help_text())
     return True
@@ -61,6 +67,7 @@ COMMANDS = (
     Command("new", (), "start a new conversation (the system prompt stays)", _new),
     Command("quit", ("exit",), "leave chatrepl (Ctrl-D works too)", _quit),
     Command("markdown", (), "on: render replies as markdown; off: print them as they arrive", _markdown),
+    Command("usage", (), "tokens and cost of this conversation so far", _usage),
     Command("help", (), "list the commands and keys", _help),
 )
 _BY_NAME = {name: command for command in COMMANDS for name in (command.name, *command.aliases)}

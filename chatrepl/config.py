@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -106,6 +111,7 @@ class Settings:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout: float = 60.0
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)
 
@@ -130,10 +136,6 @@ def read_dotenv(start: Path) -> tuple[Path | None, dict[str, str]]:
 
 
 def read_config_file(path: Path, required: bool) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -170,6 +172,8 @@ def load_settings(
     for key, raw in read_config_file(path, required=bool(merged_env.get("CHATREPL_CONFIG"))).items():
         if key in OPTION_BY_KEY:
             apply(key, raw, f"{path} key {key!r}")
+        elif key == "models" and isinstance(raw, dict) and all(isinstance(entry, dict) for entry in raw.values()):
+            settings.models = raw
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")
     for option in OPTIONS:

@@ -9,6 +9,7 @@ import termios
 import threading
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from chatrepl import __version__, commands
-from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta
+from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
 from chatrepl.render import MarkdownRenderer, PlainRenderer, Renderer, markdown
 from chatrepl.sanitize import sanitize
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyPressEvent
 
     from chatrepl.config import Settings
+    from chatrepl.models import Catalogue, ModelInfo
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 PROMPT = "> "
@@ -117,21 +119,68 @@ def _silence_echo() -> list[Any] | None:
     return saved
 
 
-def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer, notices: Notices) -> str:
+@dataclass
+class TurnResult:
+    status: str
+    usage: Usage | None = None
+
+
+@dataclass
+class Tally:
+    """Token and cost totals of a conversation."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    priced: bool = True  # every turn so far had a known price
+
+    def add(self, usage: Usage, rules: ModelInfo) -> float | None:
+        """Count a turn; return its cost, or None when the model's price is unknown."""
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        cost = rules.cost(usage.prompt_tokens, usage.completion_tokens)
+        if cost is None:
+            self.priced = False
+        else:
+            self.cost += cost
+        return cost
+
+    def summary(self) -> str:
+        money = f" · ${self.cost:.4f}" if self.priced else ""
+        return f"{self.prompt_tokens:,} in · {self.completion_tokens:,} out{money}"
+
+
+def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo) -> str:
+    """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`."""
+    parts = [f"{usage.prompt_tokens:,} in", f"{usage.completion_tokens:,} out"]
+    if cost is not None:
+        parts.append(f"${cost:.4f}")
+        if tally.priced:
+            parts.append(f"session ${tally.cost:.4f}")
+    if rules.context:
+        used = (usage.prompt_tokens + usage.completion_tokens) / rules.context
+        parts.append(f"context {used:.0%}")
+    return " · ".join(parts)
+
+
+def run_turn(
+    conversation: Conversation, client: ChatClient, rules: ModelInfo, renderer: Renderer, notices: Notices
+) -> TurnResult:
     """Answer the conversation's last user message and record the reply.
 
-    Returns the reply's status: complete, interrupted (Ctrl-C), incomplete (the stream
+    The result's status is complete, interrupted (Ctrl-C), incomplete (the stream
     broke off; the partial reply is kept) or failed (nothing came back; the user turn
     is removed so the caller can offer the text again).
     """
     parts: list[str] = []
     refusal: list[str] = []
     finish_reason = None
+    usage: Usage | None = None
     error: ChatError | None = None
     status = COMPLETE
     with _ReplyTerminal().active() as terminal:
         try:
-            for event in client.stream(conversation.messages()):
+            for event in client.stream(conversation.messages(), rules):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     with terminal.writing_output():
@@ -140,6 +189,8 @@ def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer,
                     refusal.append(event.text)
                 elif isinstance(event, Finished):
                     finish_reason = event.reason
+                elif isinstance(event, Usage):
+                    usage = event
         except ChatError as err:
             error, status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
         except KeyboardInterrupt:
@@ -164,18 +215,18 @@ def run_turn(conversation: Conversation, client: ChatClient, renderer: Renderer,
         notices.note("(the model sent an empty reply)")
     if finish_reason in _FINISH_NOTES:
         notices.note(_FINISH_NOTES[finish_reason])
-    return status
+    return TurnResult(status, usage)
 
 
-def run_once(settings: Settings, question: str, plain: bool, debug: bool) -> int:
+def run_once(settings: Settings, catalogue: Catalogue, question: str, plain: bool, debug: bool) -> int:
     """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
     client = ChatClient(settings)
     conversation = Conversation(settings.system)
     conversation.add_user(question)
     renderer = PlainRenderer(sys.stdout) if plain else MarkdownRenderer(Console())
     notices = Notices(Console(stderr=True, color_system=None if plain else "auto"), debug)
-    status = run_turn(conversation, client, renderer, notices)
-    return {COMPLETE: 0, INTERRUPTED: 130}.get(status, 1)
+    result = run_turn(conversation, client, catalogue.lookup(settings.model), renderer, notices)
+    return {COMPLETE: 0, INTERRUPTED: 130}.get(result.status, 1)
 
 
 def _input_keys() -> KeyBindings:
@@ -194,14 +245,17 @@ class Repl:
     def __init__(
         self,
         settings: Settings,
+        catalogue: Catalogue,
         console: Console | None = None,
         plain: bool = False,
         debug: bool = False,
         prompt_io: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
+        self.catalogue = catalogue
         self.client = ChatClient(settings)
         self.conversation = Conversation(settings.system)
+        self.tally = Tally()
         self.console = console or Console(color_system=None if plain else "auto")
         self.plain = plain
         self.notices = Notices(self.console, debug)
@@ -214,6 +268,7 @@ class Repl:
 
     def start_new_conversation(self) -> None:
         self.conversation = Conversation(self.settings.system)
+        self.tally = Tally()
         self.notices.note("new conversation")
 
     def show_info(self, text: str) -> None:
@@ -266,6 +321,11 @@ class Repl:
                 continue
             self.conversation.add_user(line)
             self.console.print()
-            if run_turn(self.conversation, self.client, self._renderer(), self.notices) == FAILED:
+            rules = self.catalogue.lookup(self.settings.model)
+            result = run_turn(self.conversation, self.client, rules, self._renderer(), self.notices)
+            if result.status == FAILED:
                 pending = line
+            if result.usage is not None:
+                cost = self.tally.add(result.usage, rules)
+                self.notices.note(status_line(result.usage, cost, self.tally, rules))
             self.console.print()

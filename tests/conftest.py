@@ -13,6 +13,7 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.config import Settings
+from chatrepl.models import Catalogue
 from chatrepl.repl import Repl
 
 TEST_KEY = "sk-test-0123456789abcdef"
@@ -64,6 +65,8 @@ def run_repl(settings: Settings, keys: str, plain: bool = False, debug: bool = F
         out = io.StringIO()
         console = Console(file=out, width=80, color_system=None)
         prompt_io = {"input": pipe, "output": DummyOutput()}
-        repl = Repl(settings, console=console, plain=plain, debug=debug, prompt_io=prompt_io)
+        repl = Repl(
+            settings, Catalogue(settings.models), console=console, plain=plain, debug=debug, prompt_io=prompt_io
+        )
         code = repl.run()
     return repl, out.getvalue(), code

@@ -11,6 +11,7 @@ from openai_server import FakeOpenAI, Script
 
 from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
 from chatrepl.config import Settings
+from chatrepl.models import ModelInfo
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 
@@ -18,7 +19,7 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 def collect(client: ChatClient) -> tuple[list[object], ChatError | None]:
     events: list[object] = []
     try:
-        events.extend(client.stream(MESSAGES))
+        events.extend(client.stream(MESSAGES, ModelInfo("test-model")))
     except ChatError as err:
         return events, err
     return events, None
@@ -33,9 +34,10 @@ def test_streams_text_and_finish_reason(server: FakeOpenAI, settings: Settings) 
     events, error = collect(ChatClient(settings))
     assert error is None
     assert text_of(events) == "Hello, world! 你好"
-    assert events[-1] == Finished("stop")
+    assert events[-2:] == [Finished("stop"), Usage(10, 4)]
     request = server.requests[0]
     assert request["messages"] == MESSAGES and request["stream"] is True and request["model"] == "test-model"
+    assert request["stream_options"] == {"include_usage": True}
     assert server.headers_seen[0]["authorization"] == f"Bearer {TEST_KEY}"
 
 
@@ -45,6 +47,23 @@ def test_sends_temperature_and_max_tokens_only_when_set(server: FakeOpenAI, sett
     settings.temperature, settings.max_tokens = 0.3, 42
     collect(ChatClient(settings))
     assert server.requests[1]["temperature"] == 0.3 and server.requests[1]["max_tokens"] == 42
+
+
+def test_model_rules_decide_the_parameters_sent(server: FakeOpenAI, settings: Settings) -> None:
+    settings.temperature, settings.max_tokens = 0.7, 100
+    client = ChatClient(settings)
+    list(client.stream(MESSAGES, ModelInfo("reasoner", max_tokens_param="max_completion_tokens", temperature=False)))
+    assert "temperature" not in server.requests[0] and "max_tokens" not in server.requests[0]
+    assert server.requests[0]["max_completion_tokens"] == 100
+
+
+def test_a_server_that_rejects_stream_options_is_asked_again_without(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(status=400, error_message="Unrecognized request argument supplied: stream_options"))
+    client = ChatClient(settings)
+    events, error = collect(client)
+    assert error is None and text_of(events) == "You said: **hi**"
+    collect(client)
+    assert ["stream_options" in request for request in server.requests] == [True, False, False]
 
 
 def test_refusal_and_usage_events(server: FakeOpenAI, settings: Settings) -> None:

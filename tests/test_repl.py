@@ -172,3 +172,19 @@ def test_markdown_can_be_turned_off_and_on(server: FakeOpenAI, settings: Setting
     assert "rendered" in output and "**rendered**" not in output
     assert "/markdown takes on or off, not 'maybe'" in output
     assert output.count("markdown rendering is on") == 2
+
+
+def test_status_line_after_each_reply_and_usage_totals(server: FakeOpenAI, settings: Settings) -> None:
+    settings.model = "gpt-4o-mini"
+    server.enqueue(Script(text="x" * 400), Script(text="y" * 800))
+    _, output, _ = run_repl(settings, "one\rtwo\r/usage\r")
+    # The loopback server reports 10 prompt tokens and a completion of len(text) // 4.
+    first, second = (10 * 0.15 + 100 * 0.60) / 1e6, (10 * 0.15 + 200 * 0.60) / 1e6
+    assert f"10 in · 100 out · ${first:.4f} · session ${first:.4f} · context 0%" in output
+    assert f"10 in · 200 out · ${second:.4f} · session ${first + second:.4f}" in output
+    assert f"this conversation: 2 replies · 20 in · 300 out · ${first + second:.4f}" in output
+
+
+def test_unknown_model_shows_tokens_but_no_cost(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "one\r")
+    assert "10 in · 4 out\n" in output and "$" not in output

@@ -1,0 +1,67 @@
+"""The model catalogue: context window, output limit, prices and request rules (data/models.toml)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from chatrepl.config import tomllib
+
+_DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    context: int | None = None
+    max_output: int | None = None
+    input_per_million: float | None = None
+    output_per_million: float | None = None
+    max_tokens_param: str = "max_tokens"
+    temperature: bool = True
+    json_mode: bool = True
+    api: str = "chat"
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """US dollars for a request, or None when the price is unknown."""
+        if self.input_per_million is None or self.output_per_million is None:
+            return None
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
+
+
+_FIELDS = {name for name in ModelInfo.__dataclass_fields__ if name != "name"}
+
+
+def _info(name: str, entry: dict[str, Any], where: str) -> ModelInfo:
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown model setting {sorted(unknown)[0]!r} for {name!r}")
+    return ModelInfo(name=name, **entry)
+
+
+class Catalogue:
+    """Known models; the user's entries (from config.toml) replace or extend the bundled ones."""
+
+    def __init__(self, user_models: dict[str, dict[str, Any]] | None = None) -> None:
+        bundled = tomllib.loads(resources.files("chatrepl").joinpath("data/models.toml").read_text("utf-8"))
+        self.prices_checked: str = bundled["prices_checked"]
+        self._models = {name: _info(name, entry, "models.toml") for name, entry in bundled["models"].items()}
+        for name, entry in (user_models or {}).items():
+            base = self._models.get(name)
+            merged = {**(base.__dict__ if base else {}), **entry}
+            merged.pop("name", None)
+            self._models[name] = _info(name, merged, "config.toml")
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def lookup(self, name: str) -> ModelInfo:
+        """The model's entry; a dated version falls back to its base name; unknown models get an empty entry."""
+        if name in self._models:
+            return self._models[name]
+        base = _DATED_SUFFIX.sub("", name)
+        if base in self._models:
+            return self._models[base]
+        return ModelInfo(name=name)
