@@ -6,9 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatrepl import __version__, config
+
+if TYPE_CHECKING:
+    from chatrepl.store import Store
 
 EXAMPLES = """\
 examples:
@@ -62,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
     )
     parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")
+    parser.add_argument(
+        "-c", "--continue", dest="resume_last", action="store_true", help="go on with the last saved conversation"
+    )
+    parser.add_argument("--session", type=int, metavar="ID", help="go on with saved conversation ID (see /sessions)")
+    parser.add_argument("--no-save", action="store_true", help="keep this session out of the history database")
+    parser.add_argument("--db", metavar="PATH", help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return parser
@@ -107,12 +116,39 @@ def run(argv: Sequence[str] | None) -> int:
     except (TypeError, ValueError) as err:
         _report("error", f"bad model entry in the config file: {err}")
         return 2
+    store = None if args.no_save else _open_store(args.db)
     if question:
-        return repl.run_once(settings, catalogue, question, plain=plain, debug=args.debug)
+        return repl.run_once(settings, catalogue, store, question, plain=plain, debug=args.debug)
     if not sys.stdout.isatty():
         _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
-    return repl.Repl(settings, catalogue, plain=plain, debug=args.debug).run()
+    session = repl.Repl(settings, catalogue, store, plain=plain, debug=args.debug)
+    if args.resume_last or args.session is not None:
+        if store is None:
+            _report("error", "--continue and --session need the history database (not with --no-save)")
+            return 2
+        wanted = args.session if args.session is not None else store.last_conversation_id()
+        if wanted is None or not session.resume(wanted):
+            _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
+            return 2
+    return session.run()
+
+
+def _open_store(flag_path: str | None) -> Store | None:
+    """The history database, or None (with a warning) when it cannot be used."""
+    from pathlib import Path
+
+    from chatrepl.store import Store, StoreError, default_path
+
+    path = Path(flag_path).expanduser() if flag_path else default_path(os.environ)
+    try:
+        store = Store(path)
+    except StoreError as err:
+        _report("warning", f"not saved: {err}")
+        return None
+    if store.moved_aside is not None:
+        _report("warning", f"the history database {path} was unreadable; moved it to {store.moved_aside}, started anew")
+    return store
 
 
 def main(argv: Sequence[str] | None = None) -> int:

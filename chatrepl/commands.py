@@ -7,9 +7,13 @@ leave the REPL.  Bare `new`, `quit` and `exit` work as commands too, as they alw
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from chatrepl.conversation import from_json, to_json, to_markdown
 
 if TYPE_CHECKING:
     from chatrepl.repl import Repl
@@ -22,6 +26,7 @@ _SLASH_COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s+(.*))?", re.DOTALL)
 class Command:
     name: str
     aliases: tuple[str, ...]
+    arguments: str  # how the argument is written in help, "" for none
     help: str
     handler: Callable[[Repl, str], bool]
 
@@ -58,17 +63,78 @@ def _usage(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _sessions(repl: Repl, arg: str) -> bool:
+    if repl.store is None:
+        repl.notices.note("saving is off: no sessions to list")
+        return True
+    rows = repl.store.conversations(limit=20)
+    if not rows:
+        repl.notices.note("no saved conversations yet")
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
+        repl.show_info(f"{row.id:>5}  {when}  {row.turns:>3} turns  {row.model:<16} {row.title}")
+    return True
+
+
+def _resume(repl: Repl, arg: str) -> bool:
+    if not arg.isdigit():
+        repl.notices.error("usage: /resume ID (the ids are in /sessions)")
+    elif repl.store is None:
+        repl.notices.error("saving is off: nothing to resume")
+    elif not repl.resume(int(arg)):
+        repl.notices.error(f"no saved conversation {arg}")
+    return True
+
+
+def _save(repl: Repl, arg: str) -> bool:
+    if arg.lower() == "off":
+        repl.stop_saving()
+        repl.notices.note("this session is no longer saved")
+    elif not arg:
+        repl.notices.error("usage: /save FILE.md, /save FILE.json, or /save off")
+    else:
+        path = Path(arg).expanduser()
+        formats = {".md": to_markdown, ".json": to_json}
+        if path.suffix.lower() not in formats:
+            repl.notices.error("/save writes .md or .json files")
+            return True
+        try:
+            path.write_text(formats[path.suffix.lower()](repl.conversation), encoding="utf-8")
+        except OSError as err:
+            repl.notices.error(f"not saved: {err}")
+        else:
+            repl.notices.note(f"saved to {path}")
+    return True
+
+
+def _load(repl: Repl, arg: str) -> bool:
+    if not arg:
+        repl.notices.error("usage: /load FILE.json (a file written by /save)")
+        return True
+    try:
+        conversation = from_json(Path(arg).expanduser().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        repl.notices.error(f"cannot load {arg}: {err}")
+        return True
+    repl.load(conversation)
+    return True
+
+
 def _help(repl: Repl, arg: str) -> bool:
     repl.show_info(help_text())
     return True
 
 
 COMMANDS = (
-    Command("new", (), "start a new conversation (the system prompt stays)", _new),
-    Command("quit", ("exit",), "leave chatrepl (Ctrl-D works too)", _quit),
-    Command("markdown", (), "on: render replies as markdown; off: print them as they arrive", _markdown),
-    Command("usage", (), "tokens and cost of this conversation so far", _usage),
-    Command("help", (), "list the commands and keys", _help),
+    Command("new", (), "", "start a new conversation (the system prompt stays)", _new),
+    Command("quit", ("exit",), "", "leave chatrepl (Ctrl-D works too)", _quit),
+    Command("markdown", (), "on|off", "render replies as markdown, or print them as they arrive", _markdown),
+    Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
+    Command("sessions", (), "", "list recent saved conversations", _sessions),
+    Command("resume", (), "ID", "go on with a saved conversation", _resume),
+    Command("save", (), "FILE|off", "export this conversation to FILE.md or FILE.json; off: stop saving it", _save),
+    Command("load", (), "FILE", "go on with a conversation exported as JSON", _load),
+    Command("help", (), "", "list the commands and keys", _help),
 )
 _BY_NAME = {name: command for command in COMMANDS for name in (command.name, *command.aliases)}
 
@@ -79,11 +145,12 @@ KEYS_HELP = (
 
 
 def help_text() -> str:
-    width = max(len(command.name) for command in COMMANDS) + 1
+    usages = {command.name: f"/{command.name} {command.arguments}".rstrip() for command in COMMANDS}
+    width = max(len(usage) for usage in usages.values())
     lines = []
     for command in COMMANDS:
-        aliases = "".join(f", /{alias}" for alias in command.aliases)
-        lines.append(f"/{command.name:<{width}} {command.help}{f'  (also {aliases[2:]})' if aliases else ''}")
+        aliases = ", ".join(f"/{alias}" for alias in command.aliases)
+        lines.append(f"{usages[command.name]:<{width}}  {command.help}{f'  (also {aliases})' if aliases else ''}")
     lines.append("new, quit and exit work without the slash.")
     return "\n".join(lines) + "\n\n" + KEYS_HELP
 

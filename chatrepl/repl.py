@@ -19,9 +19,10 @@ from rich.text import Text
 
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
-from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
+from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn
 from chatrepl.render import MarkdownRenderer, PlainRenderer, Renderer, markdown
 from chatrepl.sanitize import sanitize
+from chatrepl.store import Store, TurnJournal
 
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyPressEvent
@@ -122,7 +123,10 @@ def _silence_echo() -> list[Any] | None:
 @dataclass
 class TurnResult:
     status: str
+    content: str | None = None  # what the history now holds as the reply; None when the turn failed
     usage: Usage | None = None
+    cost: float | None = None  # US dollars, when the model's price is known
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -134,16 +138,14 @@ class Tally:
     cost: float = 0.0
     priced: bool = True  # every turn so far had a known price
 
-    def add(self, usage: Usage, rules: ModelInfo) -> float | None:
-        """Count a turn; return its cost, or None when the model's price is unknown."""
+    def add(self, usage: Usage, cost: float | None) -> None:
+        """Count a turn; cost is None when the model's price is unknown."""
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
-        cost = rules.cost(usage.prompt_tokens, usage.completion_tokens)
         if cost is None:
             self.priced = False
         else:
             self.cost += cost
-        return cost
 
     def summary(self) -> str:
         money = f" · ${self.cost:.4f}" if self.priced else ""
@@ -164,9 +166,14 @@ def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo
 
 
 def run_turn(
-    conversation: Conversation, client: ChatClient, rules: ModelInfo, renderer: Renderer, notices: Notices
+    conversation: Conversation,
+    client: ChatClient,
+    rules: ModelInfo,
+    renderer: Renderer,
+    notices: Notices,
+    journal: TurnJournal,
 ) -> TurnResult:
-    """Answer the conversation's last user message and record the reply.
+    """Answer the conversation's last user message, record the reply and save the turn.
 
     The result's status is complete, interrupted (Ctrl-C), incomplete (the stream
     broke off; the partial reply is kept) or failed (nothing came back; the user turn
@@ -178,11 +185,15 @@ def run_turn(
     usage: Usage | None = None
     error: ChatError | None = None
     status = COMPLETE
+    settings = client.settings
+    parameters = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    journal.begin(conversation.turns[-1].content, settings.model, conversation.system_prompt, parameters)
     with _ReplyTerminal().active() as terminal:
         try:
             for event in client.stream(conversation.messages(), rules):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
+                    journal.partial(event.text)
                     with terminal.writing_output():
                         renderer.feed(event.text)
                 elif isinstance(event, RefusalDelta):
@@ -201,11 +212,12 @@ def run_turn(
     text, refused = "".join(parts), "".join(refusal)
     if refused:
         notices.warning(f"the model refused: {refused}")
-    if status != COMPLETE and not (text or refused):
+    content: str | None = text or refused
+    if status != COMPLETE and not content:
         conversation.drop_unanswered()
-        status = FAILED
+        status, content = FAILED, None
     else:
-        conversation.add_assistant(text or refused, status)
+        conversation.add_assistant(content or "", status)
     if error is not None:
         kept = " (the partial reply is kept)" if status == INCOMPLETE else ""
         notices.error(error.message + kept, error.hint, error)
@@ -215,17 +227,23 @@ def run_turn(
         notices.note("(the model sent an empty reply)")
     if finish_reason in _FINISH_NOTES:
         notices.note(_FINISH_NOTES[finish_reason])
-    return TurnResult(status, usage)
+    cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
+    tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
+    journal.finish(content, status, finish_reason=finish_reason, cost=cost, **tokens)
+    return TurnResult(status, content, usage, cost, finish_reason)
 
 
-def run_once(settings: Settings, catalogue: Catalogue, question: str, plain: bool, debug: bool) -> int:
+def run_once(
+    settings: Settings, catalogue: Catalogue, store: Store | None, question: str, plain: bool, debug: bool
+) -> int:
     """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
     client = ChatClient(settings)
     conversation = Conversation(settings.system)
     conversation.add_user(question)
     renderer = PlainRenderer(sys.stdout) if plain else MarkdownRenderer(Console())
     notices = Notices(Console(stderr=True, color_system=None if plain else "auto"), debug)
-    result = run_turn(conversation, client, catalogue.lookup(settings.model), renderer, notices)
+    journal = TurnJournal(store, notices.warning)
+    result = run_turn(conversation, client, catalogue.lookup(settings.model), renderer, notices, journal)
     return {COMPLETE: 0, INTERRUPTED: 130}.get(result.status, 1)
 
 
@@ -246,6 +264,7 @@ class Repl:
         self,
         settings: Settings,
         catalogue: Catalogue,
+        store: Store | None = None,
         console: Console | None = None,
         plain: bool = False,
         debug: bool = False,
@@ -259,6 +278,8 @@ class Repl:
         self.console = console or Console(color_system=None if plain else "auto")
         self.plain = plain
         self.notices = Notices(self.console, debug)
+        self.store = store
+        self.journal = TurnJournal(store, self.notices.warning)
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
             key_bindings=_input_keys(),
@@ -269,7 +290,47 @@ class Repl:
     def start_new_conversation(self) -> None:
         self.conversation = Conversation(self.settings.system)
         self.tally = Tally()
+        self.journal = TurnJournal(self.store, self.notices.warning)
         self.notices.note("new conversation")
+
+    def resume(self, conversation_id: int) -> bool:
+        """Bring back a saved conversation and show its history; False if there is none."""
+        found = self.store.conversation(conversation_id) if self.store else None
+        if found is None:
+            return False
+        row, messages = found
+        self.start_new_conversation()
+        self.conversation = Conversation(row.system_prompt, [Turn(m.role, m.content, m.status) for m in messages])
+        self.journal.conversation_id = row.id
+        self.notices.note(f"resumed conversation {row.id}: {row.title}")
+        for turn in self.conversation.turns:
+            self.show_turn(turn)
+        return True
+
+    def load(self, conversation: Conversation) -> None:
+        """Go on with an imported conversation; it is saved as a new one."""
+        self.start_new_conversation()
+        self.conversation = conversation
+        self.journal.adopt(conversation, self.settings.model)
+        self.notices.note(f"loaded {len(conversation.turns)} messages")
+        for turn in conversation.turns:
+            self.show_turn(turn)
+
+    def stop_saving(self) -> None:
+        self.store = None
+        self.journal.store = None
+
+    def show_turn(self, turn: Turn) -> None:
+        if turn.role == "user":
+            self.console.print(Text(PROMPT + sanitize(turn.content), style="bold"), soft_wrap=True)
+            return
+        self.console.print()
+        renderer = self._renderer()
+        renderer.feed(turn.content)
+        renderer.finish()
+        if turn.status != COMPLETE:
+            self.notices.note(f"({turn.status})")
+        self.console.print()
 
     def show_info(self, text: str) -> None:
         self.console.print(Text(text), soft_wrap=True)
@@ -322,10 +383,10 @@ class Repl:
             self.conversation.add_user(line)
             self.console.print()
             rules = self.catalogue.lookup(self.settings.model)
-            result = run_turn(self.conversation, self.client, rules, self._renderer(), self.notices)
+            result = run_turn(self.conversation, self.client, rules, self._renderer(), self.notices, self.journal)
             if result.status == FAILED:
                 pending = line
             if result.usage is not None:
-                cost = self.tally.add(result.usage, rules)
-                self.notices.note(status_line(result.usage, cost, self.tally, rules))
+                self.tally.add(result.usage, result.cost)
+                self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
             self.console.print()

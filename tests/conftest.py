@@ -15,6 +15,7 @@ from rich.console import Console
 from chatrepl.config import Settings
 from chatrepl.models import Catalogue
 from chatrepl.repl import Repl
+from chatrepl.store import Store
 
 TEST_KEY = "sk-test-0123456789abcdef"
 
@@ -55,7 +56,9 @@ def cli_env(clean_env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
     return {**clean_env, "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url, "CHATREPL_MODEL": "test-model"}
 
 
-def run_repl(settings: Settings, keys: str, plain: bool = False, debug: bool = False) -> tuple[Repl, str, int]:
+def run_repl(
+    settings: Settings, keys: str, plain: bool = False, debug: bool = False, store: Store | None = None
+) -> tuple[Repl, str, int]:
     """Type `keys` into a REPL, then Ctrl-C (clears any restored text) and Ctrl-D.
 
     Returns the REPL, its output and its exit code.
@@ -65,8 +68,6 @@ def run_repl(settings: Settings, keys: str, plain: bool = False, debug: bool = F
         out = io.StringIO()
         console = Console(file=out, width=80, color_system=None)
         prompt_io = {"input": pipe, "output": DummyOutput()}
-        repl = Repl(
-            settings, Catalogue(settings.models), console=console, plain=plain, debug=debug, prompt_io=prompt_io
-        )
+        repl = Repl(settings, Catalogue(settings.models), store, console, plain=plain, debug=debug, prompt_io=prompt_io)
         code = repl.run()
     return repl, out.getvalue(), code

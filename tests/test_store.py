@@ -1,0 +1,198 @@
+"""Sessions in a real SQLite database: journaling, resume, concurrency, damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEST_KEY, installed_chatrepl, run_repl
+from openai_server import FakeOpenAI, Script
+
+from chatrepl.config import Settings
+from chatrepl.conversation import INTERRUPTED
+from chatrepl.store import Store
+
+
+def rows(path: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(query).fetchall()
+
+
+def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "chatrepl" / "chatrepl.db"
+    store = Store(path)
+    store.new_conversation("m", "s", "t")
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert rows(path, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(path, "PRAGMA user_version") == [(1,)]
+    store.close()
+    Store(path).close()  # opening again migrates nothing and loses nothing
+    assert len(rows(path, "SELECT * FROM conversations")) == 1
+
+
+def test_a_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = Store(path)
+    assert store.moved_aside is not None and store.moved_aside.read_bytes().startswith(b"this is not")
+    assert store.conversations() == []
+
+
+def test_conversation_is_saved_turn_by_turn_and_resumed(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    server.enqueue(Script(text="Paris."), Script(text="Lyon."))
+    run_repl(settings, "capital?\rsecond city?\r", store=Store(path))
+    assert rows(path, "SELECT role, content, status FROM messages ORDER BY id") == [
+        ("user", "capital?", "complete"),
+        ("assistant", "Paris.", "complete"),
+        ("user", "second city?", "complete"),
+        ("assistant", "Lyon.", "complete"),
+    ]
+    tokens = rows(path, "SELECT tokens_in, tokens_out, finish_reason FROM messages WHERE role = 'assistant'")
+    assert tokens[0] == (10, 1, "stop")
+    server.enqueue(Script(text="Marseille."))
+    _, output, _ = run_repl(settings, "/sessions\r/resume 1\rthird?\r", store=Store(path))
+    assert "capital?" in output and "Lyon." in output  # the history is shown
+    assert [m["content"] for m in server.requests[-1]["messages"]][1:] == [
+        "capital?",
+        "Paris.",
+        "second city?",
+        "Lyon.",
+        "third?",
+    ]
+    assert len(rows(path, "SELECT * FROM conversations")) == 1
+    assert rows(path, "SELECT COUNT(*) FROM messages") == [(6,)]
+
+
+def test_a_failed_request_leaves_no_orphan_row(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    server.enqueue(Script(status=500))
+    run_repl(settings, "hello\r", store=Store(path))
+    assert rows(path, "SELECT COUNT(*) FROM messages") == [(0,)]
+
+
+def test_new_starts_a_new_conversation_row(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    run_repl(settings, "one\rnew\rtwo\r", store=Store(path))
+    assert rows(path, "SELECT title FROM conversations ORDER BY id") == [("one",), ("two",)]
+
+
+def test_export_and_import(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    server.enqueue(Script(text="**Yes.**"))
+    md, js = tmp_path / "chat.md", tmp_path / "chat.json"
+    run_repl(settings, f"is it?\r/save {md}\r/save {js}\r/save {tmp_path / 'chat.txt'}\r")
+    assert "**User:**\n\nis it?" in md.read_text() and "**Yes.**" in md.read_text()
+    assert json.loads(js.read_text())["messages"][1] == {
+        "role": "assistant",
+        "content": "**Yes.**",
+        "status": "complete",
+    }
+    _, output, _ = run_repl(settings, f"/load {js}\rand then?\r/load {md}\r")
+    assert "loaded 2 messages" in output and "cannot load" in output
+    assert [m["content"] for m in server.requests[-1]["messages"]][1:] == ["is it?", "**Yes.**", "and then?"]
+
+
+def test_an_unwritable_database_warns_and_the_reply_still_shows(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "chatrepl.db"
+    store = Store(path)
+    store._db.execute("PRAGMA query_only = ON")  # every write now fails, as on a read-only or full disk
+    server.enqueue(Script(text="Still answered."))
+    _, output, _ = run_repl(settings, "hello\r", store=store)
+    assert "Still answered." in output
+    assert output.count("not saved:") == 1
+
+
+def chatrepl_env(cli_env: dict[str, str], db: Path) -> dict[str, str]:
+    return {**cli_env, "CHATREPL_DB": str(db)}
+
+
+def test_sigkill_mid_reply_leaves_the_partial_marked_interrupted(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    server.enqueue(Script(text="word " * 500, chunk_size=5, delay=0.01))
+    child = subprocess.Popen(
+        [installed_chatrepl(), "talk"], env=chatrepl_env(cli_env, db), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert child.stdout is not None
+    child.stdout.read(300)  # the reply is well under way
+    time.sleep(0.4)  # past one journal interval
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    saved = rows(db, "SELECT role, content, status FROM messages ORDER BY id")
+    assert saved[0] == ("user", "talk", "complete")
+    role, content, status = saved[1]
+    assert role == "assistant" and status == INTERRUPTED
+    assert content.startswith("word word") and len(content) >= 300
+
+
+def test_two_processes_writing_at_once_lose_nothing(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    env = chatrepl_env(cli_env, db)
+    script = "\n".join(
+        [
+            "import sys",
+            "from pathlib import Path",
+            "from chatrepl.store import Store",
+            "store = Store(Path(sys.argv[1]))",
+            "for n in range(100):",
+            "    conversation = store.new_conversation('m', 's', f'{sys.argv[2]}-{n}')",
+            "    store.add_message(conversation, 'user', 'hi', 'complete', 'm', {})",
+        ]
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(db), name], env=env) for name in ("a", "b")]
+    assert [writer.wait(timeout=60) for writer in writers] == [0, 0]
+    assert rows(db, "SELECT COUNT(*) FROM conversations") == [(200,)]
+    assert rows(db, "SELECT COUNT(*) FROM messages") == [(200,)]
+
+
+def test_the_key_is_never_stored_and_no_save_writes_nothing(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    env = chatrepl_env(cli_env, db)
+    subprocess.run([installed_chatrepl(), "hello"], env=env, capture_output=True, stdin=subprocess.DEVNULL, check=True)
+    data = b"".join(path.read_bytes() for path in tmp_path.glob("chatrepl.db*"))
+    assert b"hello" in data and TEST_KEY.encode() not in data
+    private = tmp_path / "private.db"
+    subprocess.run(
+        [installed_chatrepl(), "--no-save", "hello"],
+        env=chatrepl_env(cli_env, private),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    assert not private.exists()
+
+
+@pytest.mark.parametrize("args", [["--continue"], ["--session", "1"]])
+def test_continue_brings_back_the_last_conversation(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    import pexpect
+
+    db = tmp_path / "chatrepl.db"
+    env = chatrepl_env(cli_env, db)
+    server.enqueue(Script(text="First answer."))
+    subprocess.run([installed_chatrepl(), "first question"], env=env, capture_output=True, stdin=subprocess.DEVNULL)
+    child = pexpect.spawn(installed_chatrepl(), args, env={**env, "PROMPT_TOOLKIT_NO_CPR": "1"}, encoding="utf-8")
+    child.expect("First answer.")
+    child.expect_exact("\x1b[?2004h")
+    child.send("second\r")
+    child.expect_exact("\x1b[?2004h")
+    assert [m["content"] for m in server.requests[-1]["messages"]][1:] == ["first question", "First answer.", "second"]
+    child.sendeof()
+    child.expect(pexpect.EOF)
