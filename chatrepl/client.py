@@ -92,12 +92,23 @@ class ChatClient:
                 )
             return self._client
 
+    def list_models(self) -> list[str]:
+        """The model names the server offers (GET /models)."""
+        import openai
+
+        try:
+            return sorted(model.id for model in self._openai().models.list())
+        except openai.OpenAIError as err:
+            raise self._error(err) from err
+
     def request_params(self, rules: ModelInfo) -> dict[str, Any]:
         """The request's parameters, leaving out what the model's catalogue entry says it rejects."""
         settings = self.settings
         params: dict[str, Any] = {"model": settings.model}
-        if settings.temperature is not None and rules.temperature:
-            params["temperature"] = settings.temperature
+        sampling = ("temperature", "top_p", "presence_penalty", "frequency_penalty") if rules.temperature else ()
+        for key in (*sampling, "stop", "seed"):
+            if getattr(settings, key) is not None:
+                params[key] = getattr(settings, key)
         if settings.max_tokens is not None:
             params[rules.max_tokens_param] = settings.max_tokens
         if self._usage_in_stream:

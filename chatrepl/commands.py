@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatrepl import config
 from chatrepl.conversation import from_json, to_json, to_markdown
 
 if TYPE_CHECKING:
@@ -120,6 +121,55 @@ def _load(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _model(repl: Repl, arg: str) -> bool:
+    if arg:
+        try:
+            repl.settings.model = config.model_name(arg)
+        except ValueError as err:
+            repl.notices.error(str(err))
+            return True
+    rules = repl.catalogue.lookup(repl.settings.model)
+    facts = [f"model {repl.settings.model}"]
+    if rules.context:
+        facts.append(f"context {rules.context:,} tokens")
+    if rules.input_per_million is not None and rules.output_per_million is not None:
+        facts.append(f"${rules.input_per_million:g} in / ${rules.output_per_million:g} out per million tokens")
+    if not rules.temperature:
+        facts.append("takes no temperature, top_p or penalties (not sent)")
+    repl.notices.note(" · ".join(facts))
+    return True
+
+
+def _system(repl: Repl, arg: str) -> bool:
+    if arg:
+        repl.settings.system = arg
+        repl.conversation.system_prompt = arg
+    repl.notices.note(f"system prompt: {repl.settings.system}")
+    return True
+
+
+def _set(repl: Repl, arg: str) -> bool:
+    key, _, value = arg.partition(" ")
+    key = key.lower().replace("-", "_")
+    if key and key not in config.SAMPLING_KEYS:
+        repl.notices.error(f"/set knows {', '.join(config.SAMPLING_KEYS)}; not {key!r}")
+        return True
+    if key:
+        try:
+            parsed = config.OPTION_BY_KEY[key].parse(value) if value.strip() else None
+        except ValueError as err:
+            repl.notices.error(str(err))
+            return True
+        setattr(repl.settings, key, parsed)
+    shown = config.SAMPLING_KEYS if not key else (key,)
+    values = (
+        f"{name} = {'(server default)' if getattr(repl.settings, name) is None else getattr(repl.settings, name)}"
+        for name in shown
+    )
+    repl.notices.note(" · ".join(values))
+    return True
+
+
 def _help(repl: Repl, arg: str) -> bool:
     repl.show_info(help_text())
     return True
@@ -129,6 +179,9 @@ COMMANDS = (
     Command("new", (), "", "start a new conversation (the system prompt stays)", _new),
     Command("quit", ("exit",), "", "leave chatrepl (Ctrl-D works too)", _quit),
     Command("markdown", (), "on|off", "render replies as markdown, or print them as they arrive", _markdown),
+    Command("model", (), "NAME", "switch model (Tab completes); alone: show the model", _model),
+    Command("system", (), "TEXT", "set the system prompt; alone: show it", _system),
+    Command("set", (), "KEY VALUE", "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show", _set),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
     Command("sessions", (), "", "list recent saved conversations", _sessions),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),

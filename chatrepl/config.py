@@ -47,10 +47,41 @@ def model_name(value: Any) -> str:
     return name
 
 
-def temperature(value: Any) -> float:
-    number = _number(value, float)
-    if not 0 <= number <= 2:
-        raise ValueError(f"temperature must be between 0 and 2, got {number:g}")
+def _float_between(name: str, low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = _number(value, float)
+        if not low <= number <= high:
+            raise ValueError(f"{name} must be between {low:g} and {high:g}, got {number:g}")
+        return number
+
+    parse.__name__ = name.replace(" ", "_")
+    return parse
+
+
+temperature = _float_between("temperature", 0, 2)
+top_p = _float_between("top_p", 0, 1)
+presence_penalty = _float_between("presence_penalty", -2, 2)
+frequency_penalty = _float_between("frequency_penalty", -2, 2)
+
+
+def seed(value: Any) -> int:
+    return _number(value, int)
+
+
+def stop(value: Any) -> list[str]:
+    """Up to 4 stop sequences: a list, or one string with sequences separated by commas."""
+    sequences = value.split(",") if isinstance(value, str) else value
+    if not isinstance(sequences, list) or not all(isinstance(item, str) and item for item in sequences):
+        raise ValueError(f"expected up to 4 stop sequences, got {value!r}")
+    if not 1 <= len(sequences) <= 4:
+        raise ValueError(f"expected 1 to 4 stop sequences, got {len(sequences)}")
+    return sequences
+
+
+def choices(value: Any) -> int:
+    number = _number(value, int)
+    if not 1 <= number <= 16:
+        raise ValueError(f"n must be between 1 and 16, got {number}")
     return number
 
 
@@ -98,7 +129,15 @@ OPTIONS = (
     Option("temperature", "CHATREPL_TEMPERATURE", temperature, "sampling temperature, 0 to 2"),
     Option("max_tokens", "CHATREPL_MAX_TOKENS", max_tokens, "most tokens a reply may have"),
     Option("timeout", "CHATREPL_TIMEOUT", timeout, "seconds to wait for the server"),
+    Option("top_p", "CHATREPL_TOP_P", top_p, "nucleus sampling, 0 to 1"),
+    Option("presence_penalty", "CHATREPL_PRESENCE_PENALTY", presence_penalty, "-2 to 2"),
+    Option("frequency_penalty", "CHATREPL_FREQUENCY_PENALTY", frequency_penalty, "-2 to 2"),
+    Option("stop", "CHATREPL_STOP", stop, "up to 4 stop sequences, comma-separated"),
+    Option("seed", "CHATREPL_SEED", seed, "seed for repeatable sampling"),
+    Option("n", "CHATREPL_N", choices, "replies per request (completion mode)"),
 )
+# What /set may change during a session: the sampling parameters.
+SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "seed", "n")
 OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 
 
@@ -111,6 +150,12 @@ class Settings:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout: float = 60.0
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)

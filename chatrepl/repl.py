@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.text import Text
 
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
+from chatrepl.config import SAMPLING_KEYS
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn
 from chatrepl.render import MarkdownRenderer, PlainRenderer, Renderer, markdown
 from chatrepl.sanitize import sanitize
@@ -247,6 +250,31 @@ def run_once(
     return {COMPLETE: 0, INTERRUPTED: 130}.get(result.status, 1)
 
 
+class _ArgumentCompleter(Completer):
+    """Tab completion of command names, model names after /model and keys after /set."""
+
+    def __init__(self, repl: Repl) -> None:
+        self.repl = repl
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        text = document.text_before_cursor
+        if not text.startswith("/"):
+            return
+        word, space, argument = text.partition(" ")
+        if not space:
+            candidates = [f"/{command.name}" for command in commands.COMMANDS]
+            argument = word
+        elif word == "/model":
+            candidates = sorted({*self.repl.catalogue.names(), *self.repl.server_models})
+        elif word == "/set":
+            candidates = list(SAMPLING_KEYS)
+        else:
+            return
+        for candidate in candidates:
+            if candidate.startswith(argument):
+                yield Completion(candidate, start_position=-len(argument))
+
+
 def _input_keys() -> KeyBindings:
     keys = KeyBindings()
 
@@ -280,9 +308,12 @@ class Repl:
         self.notices = Notices(self.console, debug)
         self.store = store
         self.journal = TurnJournal(store, self.notices.warning)
+        self.server_models: list[str] = []  # filled in the background from the server's /models
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
             key_bindings=_input_keys(),
+            completer=_ArgumentCompleter(self),
+            complete_while_typing=False,
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
             **(prompt_io or {}),
         )
@@ -344,7 +375,8 @@ class Repl:
             import rich.live  # noqa: F401 - imported for the first reply's live area
 
             Console(file=io.StringIO()).print(markdown("# x\n\n```python\nx = 1\n```"))
-        except Exception:
+            self.server_models = self.client.list_models()
+        except Exception:  # the model list is a convenience; a real request reports real problems
             pass
 
     def _renderer(self) -> Renderer:

@@ -159,3 +159,7 @@ def test_a_stream_that_breaks_off_keeps_what_arrived(
     assert error is not None and error.kind == "incomplete"
     assert words in error.message
     assert text_of(events) in {"abcdef", "ab"}
+
+
+def test_lists_the_server_models(settings: Settings) -> None:
+    assert ChatClient(settings).list_models() == ["test-model"]

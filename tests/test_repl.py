@@ -188,3 +188,59 @@ def test_status_line_after_each_reply_and_usage_totals(server: FakeOpenAI, setti
 def test_unknown_model_shows_tokens_but_no_cost(server: FakeOpenAI, settings: Settings) -> None:
     _, output, _ = run_repl(settings, "one\r")
     assert "10 in · 4 out\n" in output and "$" not in output
+
+
+def test_set_validates_and_reaches_the_request(server: FakeOpenAI, settings: Settings) -> None:
+    keys = (
+        "/set temperature 0.7\r/set top_p 0.9\r/set presence_penalty 3\r/set frequency-penalty -1.5\r"
+        "/set stop END,STOP\r/set seed 42\r/set max_tokens 50\r/set colour blue\r/set\rhello\r"
+    )
+    _, output, _ = run_repl(settings, keys)
+    assert "presence_penalty must be between -2 and 2, got 3" in output
+    assert "/set knows temperature" in output and "not 'colour'" in output
+    assert "temperature = 0.7 · top_p = 0.9 · max_tokens = 50 · presence_penalty = (server default)" in output
+    request = server.requests[0]
+    assert (request["temperature"], request["top_p"], request["frequency_penalty"]) == (0.7, 0.9, -1.5)
+    assert (request["stop"], request["seed"], request["max_tokens"]) == (["END", "STOP"], 42, 50)
+    assert "presence_penalty" not in request
+
+
+def test_set_without_a_value_goes_back_to_the_server_default(server: FakeOpenAI, settings: Settings) -> None:
+    settings.temperature = 1.0
+    run_repl(settings, "/set temperature\rhello\r")
+    assert "temperature" not in server.requests[0]
+
+
+def test_model_switch_follows_the_catalogue_rules(server: FakeOpenAI, settings: Settings) -> None:
+    settings.temperature, settings.max_tokens = 0.5, 99
+    _, output, _ = run_repl(settings, "/model gpt-5-mini\rhello\r/model\r")
+    assert "model gpt-5-mini · context 400,000 tokens · $0.25 in / $2 out per million tokens" in output
+    assert "takes no temperature" in output
+    request = server.requests[0]
+    assert request["model"] == "gpt-5-mini" and request["max_completion_tokens"] == 99
+    assert "temperature" not in request and "max_tokens" not in request
+
+
+def test_system_prompt_can_be_changed(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "/system You are a pirate.\rhello\r")
+    assert "system prompt: You are a pirate." in output
+    assert server.requests[0]["messages"][0] == {"role": "system", "content": "You are a pirate."}
+
+
+def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Settings) -> None:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    repl, _, _ = run_repl(settings, "")
+    completer = repl.session.completer
+    assert completer is not None
+
+    def complete(text: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True))]
+
+    assert complete("/mo") == ["/model"]
+    assert "gpt-4o-mini" in complete("/model gpt-4o")
+    assert complete("/set pre") == ["presence_penalty"]
+    assert complete("hello") == []
+    repl.server_models = ["test-model"]  # as fetched from the server's /models
+    assert complete("/model test") == ["test-model"]
