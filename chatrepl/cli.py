@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from chatrepl import __version__, config
 
 if TYPE_CHECKING:
+    from chatrepl.conversation import Turn
     from chatrepl.store import Store
 
 EXAMPLES = """\
@@ -61,6 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=_flag_type(config.base_url),
         help="API base URL, e.g. http://127.0.0.1:8080/v1 for a local server",
     )
+    parser.add_argument("--top-p", type=_flag_type(config.top_p), help="nucleus sampling, 0 to 1")
+    parser.add_argument(
+        "--presence-penalty", type=_flag_type(config.presence_penalty), help="-2 to 2: favour new topics"
+    )
+    parser.add_argument(
+        "--frequency-penalty", type=_flag_type(config.frequency_penalty), help="-2 to 2: discourage repetition"
+    )
+    parser.add_argument("--stop", type=_flag_type(config.stop), help="up to 4 stop sequences, comma-separated")
+    parser.add_argument("--seed", type=_flag_type(config.seed), help="seed for repeatable sampling")
+    parser.add_argument("--examples", metavar="FILE", help="few-shot example messages (JSON list or TOML [[messages]])")
+    parser.add_argument("--json", action="store_true", default=None, help="JSON mode: the reply is a JSON object")
+    parser.add_argument(
+        "--completion",
+        dest="mode",
+        action="store_const",
+        const="completion",
+        help="use the legacy Completions API (e.g. gpt-3.5-turbo-instruct)",
+    )
+    parser.add_argument("-n", type=_flag_type(config.choices), help="completion mode: how many replies (1 to 16)")
     parser.add_argument(
         "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
     )
@@ -116,13 +136,16 @@ def run(argv: Sequence[str] | None) -> int:
     except (TypeError, ValueError) as err:
         _report("error", f"bad model entry in the config file: {err}")
         return 2
+    examples = _read_examples(settings.examples)
+    if examples is None:
+        return 2
     store = None if args.no_save else _open_store(args.db)
     if question:
-        return repl.run_once(settings, catalogue, store, question, plain=plain, debug=args.debug)
+        return repl.run_once(settings, catalogue, store, examples, question, plain=plain, debug=args.debug)
     if not sys.stdout.isatty():
         _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
-    session = repl.Repl(settings, catalogue, store, plain=plain, debug=args.debug)
+    session = repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug)
     if args.resume_last or args.session is not None:
         if store is None:
             _report("error", "--continue and --session need the history database (not with --no-save)")
@@ -132,6 +155,21 @@ def run(argv: Sequence[str] | None) -> int:
             _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
             return 2
     return session.run()
+
+
+def _read_examples(path: str | None) -> list[Turn] | None:
+    """The few-shot examples file's turns ([] without one), or None after reporting why it is unusable."""
+    from pathlib import Path
+
+    from chatrepl.conversation import parse_examples
+
+    if not path:
+        return []
+    try:
+        return parse_examples(Path(path).expanduser().read_text(encoding="utf-8"), Path(path).suffix.lower())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        _report("error", f"cannot use the examples file {path}: {err}")
+        return None
 
 
 def _open_store(flag_path: str | None) -> Store | None:

@@ -111,6 +111,8 @@ class ChatClient:
                 params[key] = getattr(settings, key)
         if settings.max_tokens is not None:
             params[rules.max_tokens_param] = settings.max_tokens
+        if settings.json and rules.json_mode:
+            params["response_format"] = {"type": "json_object"}
         if self._usage_in_stream:
             params["stream_options"] = {"include_usage": True}
         return params

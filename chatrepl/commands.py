@@ -47,14 +47,35 @@ def _quit(repl: Repl, arg: str) -> bool:
     return False
 
 
-def _markdown(repl: Repl, arg: str) -> bool:
+def _switch(repl: Repl, arg: str, name: str) -> bool | None:
+    """on -> True, off -> False, nothing -> None; anything else is reported and gives None."""
     choice = arg.lower()
     if choice in ("on", "off"):
-        repl.plain = choice == "off"
-    elif choice:
-        repl.notices.error(f"/markdown takes on or off, not {arg!r}")
+        return choice == "on"
+    if choice:
+        repl.notices.error(f"/{name} takes on or off, not {arg!r}")
+    return None
+
+
+def _markdown(repl: Repl, arg: str) -> bool:
+    choice = _switch(repl, arg, "markdown")
+    if arg and choice is None:
         return True
+    if choice is not None:
+        repl.plain = not choice
     repl.notices.note(f"markdown rendering is {'off' if repl.plain else 'on'}")
+    return True
+
+
+def _json(repl: Repl, arg: str) -> bool:
+    choice = _switch(repl, arg, "json")
+    if arg and choice is None:
+        return True
+    if choice is not None:
+        repl.settings.json = choice
+    supported = repl.catalogue.lookup(repl.settings.model).json_mode
+    caveat = "" if supported else f" ({repl.settings.model} has no JSON mode: only the hint is sent)"
+    repl.notices.note(f"JSON mode is {'on' if repl.settings.json else 'off'}{caveat}")
     return True
 
 
@@ -182,6 +203,7 @@ COMMANDS = (
     Command("model", (), "NAME", "switch model (Tab completes); alone: show the model", _model),
     Command("system", (), "TEXT", "set the system prompt; alone: show it", _system),
     Command("set", (), "KEY VALUE", "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show", _set),
+    Command("json", (), "on|off", "JSON mode: ask for a JSON object and check the reply parses", _json),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
     Command("sessions", (), "", "list recent saved conversations", _sessions),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),

@@ -78,6 +78,24 @@ def stop(value: Any) -> list[str]:
     return sequences
 
 
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = text(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def mode(value: Any) -> str:
+    word = text(value).strip().lower()
+    if word not in ("chat", "completion"):
+        raise ValueError(f"mode is chat or completion, not {value!r}")
+    return word
+
+
 def choices(value: Any) -> int:
     number = _number(value, int)
     if not 1 <= number <= 16:
@@ -135,6 +153,9 @@ OPTIONS = (
     Option("stop", "CHATREPL_STOP", stop, "up to 4 stop sequences, comma-separated"),
     Option("seed", "CHATREPL_SEED", seed, "seed for repeatable sampling"),
     Option("n", "CHATREPL_N", choices, "replies per request (completion mode)"),
+    Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
+    Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
+    Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
 )
 # What /set may change during a session: the sampling parameters.
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "seed", "n")
@@ -156,6 +177,9 @@ class Settings:
     stop: list[str] | None = None
     seed: int | None = None
     n: int | None = None
+    examples: str | None = None
+    json: bool = False
+    mode: str = "chat"
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)

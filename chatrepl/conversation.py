@@ -27,6 +27,7 @@ class Turn:
 class Conversation:
     system_prompt: str
     turns: list[Turn] = field(default_factory=list)
+    examples: list[Turn] = field(default_factory=list)  # few-shot turns after the system prompt, never trimmed
 
     def add_user(self, content: str) -> None:
         self.turns.append(Turn("user", content))
@@ -42,9 +43,18 @@ class Conversation:
     def reset(self) -> None:
         self.turns.clear()
 
+    def drop_oldest_exchange(self) -> bool:
+        """Forget the oldest user message and its replies, never the last message; False if none can go."""
+        later_users = [index for index, turn in enumerate(self.turns) if turn.role == "user" and index > 0]
+        if not later_users:
+            return False
+        del self.turns[: later_users[0]]
+        return True
+
     def messages(self) -> list[dict[str, str]]:
-        """The request messages: the system prompt, then every turn in order."""
+        """The request messages: the system prompt, the examples, then every turn in order."""
         result = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        result += [{"role": turn.role, "content": turn.content} for turn in self.examples]
         for turn in self.turns:
             content = turn.content
             if turn.status in _CUT_NOTES:
@@ -61,20 +71,27 @@ def to_json(conversation: Conversation) -> str:
 def from_json(text: str) -> Conversation:
     """A conversation from `to_json` output; ValueError names what is wrong."""
     data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+    if not isinstance(data, dict):
         raise ValueError("expected an object with a list of messages")
-    turns = []
-    for number, message in enumerate(data["messages"], 1):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise ValueError(f"message {number} needs a role of user or assistant")
-        if not isinstance(message.get("content"), str):
-            raise ValueError(f"message {number} needs text content")
-        status = message.get("status", COMPLETE)
-        turns.append(Turn(message["role"], message["content"], status if status in _CUT_NOTES else COMPLETE))
     system = data.get("system", "")
     if not isinstance(system, str):
         raise ValueError("system must be text")
-    return Conversation(system, turns)
+    return Conversation(system, _turns(data.get("messages"), ("user", "assistant"), "message"))
+
+
+def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
+    """Turns from a list of {role, content[, status]} objects; ValueError names the bad one."""
+    if not isinstance(data, list):
+        raise ValueError(f"expected a list of {label}s with role and content")
+    turns = []
+    for number, message in enumerate(data, 1):
+        if not isinstance(message, dict) or message.get("role") not in roles:
+            raise ValueError(f"{label} {number} needs a role of {' or '.join(roles)}")
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"{label} {number} needs text content")
+        status = message.get("status", COMPLETE)
+        turns.append(Turn(message["role"], message["content"], status if status in _CUT_NOTES else COMPLETE))
+    return turns
 
 
 def to_markdown(conversation: Conversation) -> str:
@@ -83,3 +100,25 @@ def to_markdown(conversation: Conversation) -> str:
         note = f" _({turn.status})_" if turn.status != COMPLETE else ""
         parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{turn.content}")
     return "\n\n---\n\n".join(parts) + "\n"
+
+
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """A quick upper-side guess of a request's prompt tokens: about 4 characters a token for
+    ASCII text, one token a character otherwise, plus the per-message framing."""
+    total = 3
+    for message in messages:
+        content = message["content"]
+        ascii_chars = sum(char.isascii() for char in content)
+        total += 4 + ascii_chars // 4 + (len(content) - ascii_chars)
+    return total
+
+
+def parse_examples(text: str, suffix: str) -> list[Turn]:
+    """Few-shot examples from a JSON list, or a TOML file of [[messages]], of role/content pairs."""
+    if suffix == ".toml":
+        from chatrepl.config import tomllib
+
+        data = tomllib.loads(text).get("messages")
+    else:
+        data = json.loads(text)
+    return _turns(data, ("user", "assistant", "system"), "example")

@@ -61,6 +61,34 @@ class PlainRenderer:
         self._last = "\n"
 
 
+class JsonRenderer:
+    """Shows a JSON-mode reply as a highlighted JSON code block, streamed like any other."""
+
+    def __init__(self, inner: Renderer) -> None:
+        self.inner = inner
+        self._started = False
+
+    def feed(self, text: str) -> None:
+        if not self._started:
+            self._started = True
+            self.inner.feed("```json\n" if isinstance(self.inner, MarkdownRenderer) else "")
+        self.inner.feed(text)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def json_problem(text: str) -> str | None:
+    """Why `text` is not valid JSON, or None if it is."""
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 @functools.cache
 def _reply_markdown_class() -> type[Markdown]:
     """rich's Markdown with code blocks that copy exactly; built on first use, as rich.markdown is slow to import."""

@@ -22,8 +22,8 @@ from rich.text import Text
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
 from chatrepl.config import SAMPLING_KEYS
-from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn
-from chatrepl.render import MarkdownRenderer, PlainRenderer, Renderer, markdown
+from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn, estimate_tokens
+from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, Renderer, json_problem, markdown
 from chatrepl.sanitize import sanitize
 from chatrepl.store import Store, TurnJournal
 
@@ -168,6 +168,85 @@ def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo
     return " · ".join(parts)
 
 
+@dataclass
+class _Streamed:
+    """What arrived for one reply."""
+
+    parts: list[str]
+    refusal: list[str]
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: ChatError | None = None
+    status: str = COMPLETE
+
+
+def _json_hint(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """JSON mode needs the word JSON in the messages; add a system line saying so when it is missing."""
+    if any("json" in message["content"].lower() for message in messages):
+        return messages
+    system = 1 if messages and messages[0]["role"] == "system" else 0
+    return [*messages[:system], {"role": "system", "content": "Reply with a JSON object."}, *messages[system:]]
+
+
+def request_messages(conversation: Conversation, settings: Settings) -> list[dict[str, str]]:
+    messages = conversation.messages()
+    return _json_hint(messages) if settings.json else messages
+
+
+def fit_context(conversation: Conversation, settings: Settings, rules: ModelInfo) -> int:
+    """Leave out the oldest exchanges until the prompt and the reply budget fit the model's window."""
+    if not rules.context:
+        return 0
+    reply_budget = settings.max_tokens or min(rules.max_output or rules.context // 4, rules.context // 4)
+    dropped = 0
+    while estimate_tokens(request_messages(conversation, settings)) + reply_budget > rules.context:
+        if not conversation.drop_oldest_exchange():
+            break
+        dropped += 1
+    return dropped
+
+
+def _stream(
+    conversation: Conversation,
+    client: ChatClient,
+    rules: ModelInfo,
+    renderer: Renderer,
+    notices: Notices,
+    journal: TurnJournal,
+) -> _Streamed:
+    reply = _Streamed([], [])
+    retried = False
+    with _ReplyTerminal().active() as terminal:
+        try:
+            while True:
+                try:
+                    for event in client.stream(request_messages(conversation, client.settings), rules):
+                        if isinstance(event, TextDelta):
+                            reply.parts.append(event.text)
+                            journal.partial(event.text)
+                            with terminal.writing_output():
+                                renderer.feed(event.text)
+                        elif isinstance(event, RefusalDelta):
+                            reply.refusal.append(event.text)
+                        elif isinstance(event, Finished):
+                            reply.finish_reason = event.reason
+                        elif isinstance(event, Usage):
+                            reply.usage = event
+                except ChatError as err:
+                    if err.kind == "context" and not retried and conversation.drop_oldest_exchange():
+                        notices.note("too long for the server: left out the oldest exchange and asked again")
+                        retried = True
+                        continue
+                    reply.error, reply.status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
+                break
+        except KeyboardInterrupt:
+            reply.status = INTERRUPTED
+        finally:
+            with terminal.writing_output(raise_held=False):
+                renderer.finish()
+    return reply
+
+
 def run_turn(
     conversation: Conversation,
     client: ChatClient,
@@ -182,37 +261,17 @@ def run_turn(
     broke off; the partial reply is kept) or failed (nothing came back; the user turn
     is removed so the caller can offer the text again).
     """
-    parts: list[str] = []
-    refusal: list[str] = []
-    finish_reason = None
-    usage: Usage | None = None
-    error: ChatError | None = None
-    status = COMPLETE
     settings = client.settings
-    parameters = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    dropped = fit_context(conversation, settings, rules)
+    if dropped:
+        notices.note(f"left out the {dropped} oldest exchange(s) to fit the model's context window")
+    parameters = {key: getattr(settings, key) for key in SAMPLING_KEYS if getattr(settings, key) is not None}
     journal.begin(conversation.turns[-1].content, settings.model, conversation.system_prompt, parameters)
-    with _ReplyTerminal().active() as terminal:
-        try:
-            for event in client.stream(conversation.messages(), rules):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    journal.partial(event.text)
-                    with terminal.writing_output():
-                        renderer.feed(event.text)
-                elif isinstance(event, RefusalDelta):
-                    refusal.append(event.text)
-                elif isinstance(event, Finished):
-                    finish_reason = event.reason
-                elif isinstance(event, Usage):
-                    usage = event
-        except ChatError as err:
-            error, status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
-        except KeyboardInterrupt:
-            status = INTERRUPTED
-        finally:
-            with terminal.writing_output(raise_held=False):
-                renderer.finish()
-    text, refused = "".join(parts), "".join(refusal)
+    if settings.json:
+        renderer = JsonRenderer(renderer)
+    reply = _stream(conversation, client, rules, renderer, notices, journal)
+    status, usage, finish_reason = reply.status, reply.usage, reply.finish_reason
+    text, refused = "".join(reply.parts), "".join(reply.refusal)
     if refused:
         notices.warning(f"the model refused: {refused}")
     content: str | None = text or refused
@@ -221,13 +280,17 @@ def run_turn(
         status, content = FAILED, None
     else:
         conversation.add_assistant(content or "", status)
-    if error is not None:
+    if reply.error is not None:
         kept = " (the partial reply is kept)" if status == INCOMPLETE else ""
-        notices.error(error.message + kept, error.hint, error)
+        notices.error(reply.error.message + kept, reply.error.hint, reply.error)
     elif status == INTERRUPTED:
         notices.note("interrupted (the partial reply is kept)" if text else "interrupted")
     elif status == COMPLETE and not (text or refused):
         notices.note("(the model sent an empty reply)")
+    elif settings.json and status == COMPLETE and text:
+        problem = json_problem(text)
+        if problem:
+            notices.warning(f"the reply is not valid JSON: {problem}")
     if finish_reason in _FINISH_NOTES:
         notices.note(_FINISH_NOTES[finish_reason])
     cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
@@ -237,11 +300,17 @@ def run_turn(
 
 
 def run_once(
-    settings: Settings, catalogue: Catalogue, store: Store | None, question: str, plain: bool, debug: bool
+    settings: Settings,
+    catalogue: Catalogue,
+    store: Store | None,
+    examples: list[Turn],
+    question: str,
+    plain: bool,
+    debug: bool,
 ) -> int:
     """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
     client = ChatClient(settings)
-    conversation = Conversation(settings.system)
+    conversation = Conversation(settings.system, examples=examples)
     conversation.add_user(question)
     renderer = PlainRenderer(sys.stdout) if plain else MarkdownRenderer(Console())
     notices = Notices(Console(stderr=True, color_system=None if plain else "auto"), debug)
@@ -294,6 +363,7 @@ class Repl:
         catalogue: Catalogue,
         store: Store | None = None,
         console: Console | None = None,
+        examples: list[Turn] | None = None,
         plain: bool = False,
         debug: bool = False,
         prompt_io: dict[str, Any] | None = None,
@@ -301,7 +371,8 @@ class Repl:
         self.settings = settings
         self.catalogue = catalogue
         self.client = ChatClient(settings)
-        self.conversation = Conversation(settings.system)
+        self.examples = examples or []
+        self.conversation = Conversation(settings.system, examples=self.examples)
         self.tally = Tally()
         self.console = console or Console(color_system=None if plain else "auto")
         self.plain = plain
@@ -319,7 +390,7 @@ class Repl:
         )
 
     def start_new_conversation(self) -> None:
-        self.conversation = Conversation(self.settings.system)
+        self.conversation = Conversation(self.settings.system, examples=self.examples)
         self.tally = Tally()
         self.journal = TurnJournal(self.store, self.notices.warning)
         self.notices.note("new conversation")
@@ -331,7 +402,8 @@ class Repl:
             return False
         row, messages = found
         self.start_new_conversation()
-        self.conversation = Conversation(row.system_prompt, [Turn(m.role, m.content, m.status) for m in messages])
+        turns = [Turn(m.role, m.content, m.status) for m in messages]
+        self.conversation = Conversation(row.system_prompt, turns, examples=self.examples)
         self.journal.conversation_id = row.id
         self.notices.note(f"resumed conversation {row.id}: {row.title}")
         for turn in self.conversation.turns:
@@ -342,6 +414,7 @@ class Repl:
         """Go on with an imported conversation; it is saved as a new one."""
         self.start_new_conversation()
         self.conversation = conversation
+        conversation.examples = self.examples
         self.journal.adopt(conversation, self.settings.model)
         self.notices.note(f"loaded {len(conversation.turns)} messages")
         for turn in conversation.turns:

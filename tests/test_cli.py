@@ -151,10 +151,12 @@ def test_bad_config_file_is_named_with_its_line(cli_env: dict[str, str], tmp_pat
 
 
 def test_flags_reach_the_request(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
-    result = chatrepl(cli_env, "-m", "other-model", "-s", "be terse", "-t", "0.2", "--max-tokens", "64", "hi", stdin="")
+    flags = ["-m", "other-model", "-s", "be terse", "-t", "0.2", "--max-tokens", "64", "--top-p", "0.5", "--seed", "7"]
+    result = chatrepl(cli_env, *flags, "--stop", "END,FIN", "hi", stdin="")
     assert result.returncode == 0, result.stderr
     request = server.requests[0]
     assert (request["model"], request["temperature"], request["max_tokens"]) == ("other-model", 0.2, 64)
+    assert (request["top_p"], request["seed"], request["stop"]) == (0.5, 7, ["END", "FIN"])
     assert request["messages"][0] == {"role": "system", "content": "be terse"}
 
 
@@ -180,3 +182,34 @@ def test_python_dash_m_works(cli_env: dict[str, str]) -> None:
         [sys.executable, "-m", "chatrepl", "--version"], capture_output=True, text=True, env=cli_env, timeout=30
     )
     assert result.stdout.strip() == f"chatrepl {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("examples.json", '[{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]'),
+        (
+            "examples.toml",
+            '[[messages]]\nrole = "user"\ncontent = "2+2"\n[[messages]]\nrole = "assistant"\ncontent = "4"\n',
+        ),
+    ],
+)
+def test_examples_file_follows_the_system_prompt(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path, name: str, content: str
+) -> None:
+    examples = tmp_path / name
+    examples.write_text(content)
+    result = chatrepl(cli_env, "--examples", str(examples), "--json", "3+3", stdin="")
+    assert result.returncode == 0, result.stderr
+    messages = server.requests[0]["messages"]
+    assert [m["role"] for m in messages] == ["system", "system", "user", "assistant", "user"]
+    assert messages[2:4] == [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+
+
+def test_a_bad_examples_file_is_named(cli_env: dict[str, str], tmp_path: Path) -> None:
+    examples = tmp_path / "examples.json"
+    examples.write_text('[{"role": "robot", "content": "x"}]')
+    result = chatrepl(cli_env, "--examples", str(examples), "hi", stdin="")
+    assert result.returncode == 2
+    assert f"cannot use the examples file {examples}: example 1 needs a role" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -10,9 +11,13 @@ import time
 import pytest
 from conftest import run_repl
 from openai_server import FakeOpenAI, Script
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
 
 from chatrepl.config import Settings
-from chatrepl.conversation import INCOMPLETE, INTERRUPTED
+from chatrepl.conversation import INCOMPLETE, INTERRUPTED, Turn
+from chatrepl.models import Catalogue
 from chatrepl.repl import Repl
 
 
@@ -244,3 +249,58 @@ def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Se
     assert complete("hello") == []
     repl.server_models = ["test-model"]  # as fetched from the server's /models
     assert complete("/model test") == ["test-model"]
+
+
+def test_old_turns_are_left_out_to_fit_the_context_window(server: FakeOpenAI, settings: Settings) -> None:
+    settings.model, settings.max_tokens = "small-window", 100
+    settings.models = {"small-window": {"context": 400}}
+    examples = [Turn("user", "example question"), Turn("assistant", "example answer")]
+    long = "word " * 200  # about 250 tokens each
+    with create_pipe_input() as pipe:
+        pipe.send_text(f"{long}\rsecond {long}\rthird\r\x03\x04")
+        out = io.StringIO()
+        repl = Repl(
+            settings,
+            Catalogue(settings.models),
+            console=Console(file=out, width=80, color_system=None),
+            examples=examples,
+            prompt_io={"input": pipe, "output": DummyOutput()},
+        )
+        repl.run()
+    assert "left out the 1 oldest exchange(s) to fit the model's context window" in out.getvalue()
+    sent = server.requests[-1]["messages"]
+    assert sent[0]["role"] == "system" and sent[1:3] == [
+        {"role": "user", "content": "example question"},
+        {"role": "assistant", "content": "example answer"},
+    ]
+    assert [m["content"] for m in sent[3:]][-1] == "third"
+    assert not any(m["content"] == long for m in sent)
+
+
+def test_a_context_error_leaves_out_the_oldest_exchange_and_asks_again(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(
+        Script(text="one"),
+        Script(status=400, error_code="context_length_exceeded", error_message="maximum context length"),
+        Script(text="fits now"),
+    )
+    _, output, _ = run_repl(settings, "first\rsecond\r")
+    assert "too long for the server: left out the oldest exchange and asked again" in output
+    assert "fits now" in output
+    assert [m["content"] for m in server.requests[-1]["messages"][1:]] == ["second"]
+
+
+def test_json_mode(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(text='{"answer": 42}'), Script(text="not json at all"), Script(text="{}"))
+    _, output, _ = run_repl(settings, "/json on\rthe answer?\ragain\r/json off\rplain\r")
+    first, _second, third = server.requests
+    assert first["response_format"] == {"type": "json_object"}
+    assert first["messages"][1] == {"role": "system", "content": "Reply with a JSON object."}
+    assert "the reply is not valid JSON" in output and output.count("not valid JSON") == 1
+    assert "response_format" not in third
+    assert all(m["content"] != "Reply with a JSON object." for m in third["messages"])
+
+
+def test_json_hint_is_not_added_when_json_is_mentioned(server: FakeOpenAI, settings: Settings) -> None:
+    settings.json = True
+    run_repl(settings, "give me json\r")
+    assert [m["role"] for m in server.requests[0]["messages"]] == ["system", "user"]
