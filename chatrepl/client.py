@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatrepl.config import Settings
+from chatrepl.conversation import COMPLETION_USER, completion_prompt
 from chatrepl.models import ModelInfo
 
 if TYPE_CHECKING:
@@ -33,6 +34,14 @@ class RefusalDelta:
 
 
 @dataclass(frozen=True)
+class OtherChoice:
+    """Text of a further reply (n > 1 in completion mode), numbered from 1."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -43,7 +52,7 @@ class Finished:
     reason: str
 
 
-Event = TextDelta | RefusalDelta | Usage | Finished
+Event = TextDelta | RefusalDelta | OtherChoice | Usage | Finished
 
 
 class ChatError(Exception):
@@ -117,17 +126,34 @@ class ChatClient:
             params["stream_options"] = {"include_usage": True}
         return params
 
+    def uses_completions(self, rules: ModelInfo) -> bool:
+        """Completion mode: the legacy Completions API, asked by the user or required by the model."""
+        return self.settings.mode == "completion" or rules.api == "completions"
+
+    def _create(self, messages: list[dict[str, str]], rules: ModelInfo) -> Any:
+        params = self.request_params(rules)
+        if not self.uses_completions(rules):
+            return self._openai().chat.completions.create(messages=messages, stream=True, **params)
+        params.pop("response_format", None)
+        params.pop(rules.max_tokens_param, None)
+        if self.settings.max_tokens is not None:
+            params["max_tokens"] = self.settings.max_tokens
+        params.setdefault("stop", [f"\n{COMPLETION_USER}"])
+        if self.settings.n:
+            params["n"] = self.settings.n
+        return self._openai().completions.create(prompt=completion_prompt(messages), stream=True, **params)
+
     def _open_stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Any:
         import openai
 
         try:
-            return self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params(rules))
+            return self._create(messages, rules)
         except openai.BadRequestError as err:
             if not (self._usage_in_stream and "stream_options" in str(err.message)):
                 raise
         # A server that rejects stream_options is asked again without, and never again with.
         self._usage_in_stream = False
-        return self._openai().chat.completions.create(messages=messages, stream=True, **self.request_params(rules))
+        return self._create(messages, rules)
 
     def stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Iterator[Event]:
         """Send the conversation and yield the reply as it streams.
@@ -148,12 +174,14 @@ class ChatClient:
                 if getattr(chunk, "usage", None):
                     yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
                 for choice in chunk.choices or []:
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        yield TextDelta(delta.content)
+                    index = getattr(choice, "index", 0) or 0
+                    delta = getattr(choice, "delta", None)
+                    text = delta.content if delta is not None else getattr(choice, "text", None)
+                    if text:
+                        yield TextDelta(text) if index == 0 else OtherChoice(index, text)
                     if delta is not None and getattr(delta, "refusal", None):
                         yield RefusalDelta(delta.refusal)
-                    if choice.finish_reason:
+                    if choice.finish_reason and index == 0:
                         finished = True
                         yield Finished(choice.finish_reason)
         except openai.APIConnectionError as err:

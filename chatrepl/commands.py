@@ -79,6 +79,19 @@ def _json(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _mode(repl: Repl, arg: str) -> bool:
+    if arg:
+        try:
+            repl.settings.mode = config.mode(arg)
+        except ValueError as err:
+            repl.notices.error(str(err))
+            return True
+    forced = repl.catalogue.lookup(repl.settings.model).api == "completions" and repl.settings.mode == "chat"
+    note = f" ({repl.settings.model} only has the Completions API, so completion mode is used)" if forced else ""
+    repl.notices.note(f"mode: {repl.settings.mode}{note}")
+    return True
+
+
 def _usage(repl: Repl, arg: str) -> bool:
     turns = sum(turn.role == "assistant" for turn in repl.conversation.turns)
     repl.notices.note(f"this conversation: {turns} replies · {repl.tally.summary()}")
@@ -204,6 +217,7 @@ COMMANDS = (
     Command("system", (), "TEXT", "set the system prompt; alone: show it", _system),
     Command("set", (), "KEY VALUE", "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show", _set),
     Command("json", (), "on|off", "JSON mode: ask for a JSON object and check the reply parses", _json),
+    Command("mode", (), "chat|completion", "chat API, or the legacy Completions API for instruct models", _mode),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
     Command("sessions", (), "", "list recent saved conversations", _sessions),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),

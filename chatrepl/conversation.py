@@ -122,3 +122,20 @@ def parse_examples(text: str, suffix: str) -> list[Turn]:
     else:
         data = json.loads(text)
     return _turns(data, ("user", "assistant", "system"), "example")
+
+
+COMPLETION_USER = "User:"
+COMPLETION_ASSISTANT = "Assistant:"
+
+
+def completion_prompt(messages: list[dict[str, str]]) -> str:
+    """The conversation as one prompt for the legacy Completions API, ending where the reply starts."""
+    lines = []
+    for message in messages:
+        if message["role"] == "system":
+            lines.append(f"{message['content']}\n")
+        else:
+            speaker = COMPLETION_USER if message["role"] == "user" else COMPLETION_ASSISTANT
+            lines.append(f"{speaker} {message['content']}")
+    lines.append(COMPLETION_ASSISTANT)
+    return "\n".join(lines)

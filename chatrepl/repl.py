@@ -9,7 +9,7 @@ import termios
 import threading
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from chatrepl import __version__, commands
-from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, TextDelta, Usage
+from chatrepl.client import ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, TextDelta, Usage
 from chatrepl.config import SAMPLING_KEYS
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn, estimate_tokens
 from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, Renderer, json_problem, markdown
@@ -174,6 +174,7 @@ class _Streamed:
 
     parts: list[str]
     refusal: list[str]
+    other_choices: dict[int, list[str]] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
     error: ChatError | None = None
@@ -228,6 +229,8 @@ def _stream(
                                 renderer.feed(event.text)
                         elif isinstance(event, RefusalDelta):
                             reply.refusal.append(event.text)
+                        elif isinstance(event, OtherChoice):
+                            reply.other_choices.setdefault(event.index, []).append(event.text)
                         elif isinstance(event, Finished):
                             reply.finish_reason = event.reason
                         elif isinstance(event, Usage):
@@ -293,6 +296,10 @@ def run_turn(
             notices.warning(f"the reply is not valid JSON: {problem}")
     if finish_reason in _FINISH_NOTES:
         notices.note(_FINISH_NOTES[finish_reason])
+    total = len(reply.other_choices) + 1
+    for index, pieces in sorted(reply.other_choices.items()):
+        notices.note(f"choice {index + 1} of {total} (the history keeps choice 1):")
+        notices.console.print(Text(sanitize("".join(pieces))), soft_wrap=True)
     cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
     tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
     journal.finish(content, status, finish_reason=finish_reason, cost=cost, **tokens)

@@ -62,6 +62,7 @@ class Script:
     refusal: str | None = None
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
     chunks_per_second: float | None = None  # pace chunks on a fixed schedule instead of `delay`
+    other_choices: list[str] | None = None  # legacy completions with n > 1: the texts after the first
 
 
 def script_for_message(text: str) -> Script:
@@ -154,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
         self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not self.path.rstrip("/").endswith("/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
         script = self.server.next_script(body)
@@ -190,9 +191,23 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
 
+    def _text_completion_events(self, script: Script, body: dict[str, Any]) -> list[str]:
+        texts = [script.text, *(script.other_choices or [])][: body.get("n") or 1]
+        size = max(1, script.chunk_size)
+        events = []
+        for index, text in enumerate(texts):
+            for start in range(0, len(text), size):
+                choice = {"index": index, "text": text[start : start + size], "finish_reason": None}
+                events.append(json.dumps({"object": "text_completion", "choices": [choice]}))
+            done = {"index": index, "text": "", "finish_reason": script.finish_reason}
+            events.append(json.dumps({"object": "text_completion", "choices": [done]}))
+        return [*events, "[DONE]"]
+
     def _events(self, script: Script, body: dict[str, Any]) -> list[str]:
         if script.raw_events is not None:
             return script.raw_events
+        if "prompt" in body:
+            return self._text_completion_events(script, body)
         model = body.get("model", "test-model")
         events = [json.dumps(chunk_event(model, {"role": "assistant", "content": ""}))]
         if script.refusal is not None:

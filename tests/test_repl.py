@@ -243,7 +243,7 @@ def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Se
     def complete(text: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True))]
 
-    assert complete("/mo") == ["/model"]
+    assert complete("/mo") == ["/model", "/mode"]
     assert "gpt-4o-mini" in complete("/model gpt-4o")
     assert complete("/set pre") == ["presence_penalty"]
     assert complete("hello") == []
@@ -304,3 +304,23 @@ def test_json_hint_is_not_added_when_json_is_mentioned(server: FakeOpenAI, setti
     settings.json = True
     run_repl(settings, "give me json\r")
     assert [m["role"] for m in server.requests[0]["messages"]] == ["system", "user"]
+
+
+def test_completion_mode_sends_a_prompt_and_shows_every_choice(server: FakeOpenAI, settings: Settings) -> None:
+    settings.temperature, settings.max_tokens, settings.n = 0.2, 30, 2
+    server.enqueue(Script(text=" Four.", other_choices=[" 4"]), Script(text=" Six."))
+    repl, output, _ = run_repl(settings, "/mode completion\rtwo plus two?\r/set n 1\rthree plus three?\r")
+    first, second = server.requests
+    assert first["prompt"] == f"{settings.system}\n\nUser: two plus two?\nAssistant:"
+    assert (first["n"], first["max_tokens"], first["temperature"], first["stop"]) == (2, 30, 0.2, ["\nUser:"])
+    assert "messages" not in first
+    assert "Four." in output and "choice 2 of 2 (the history keeps choice 1):\n 4" in output
+    assert second["prompt"].endswith("User: two plus two?\nAssistant:  Four.\nUser: three plus three?\nAssistant:")
+    assert roles(repl)[-1] == ("assistant", " Six.")
+
+
+def test_an_instruct_model_uses_completions_by_itself(server: FakeOpenAI, settings: Settings) -> None:
+    settings.model = "gpt-3.5-turbo-instruct"
+    _, output, _ = run_repl(settings, "/mode\rhello\r")
+    assert "completion mode is used" in output
+    assert "prompt" in server.requests[0]
