@@ -262,6 +262,13 @@ class ChatClient:
             )
         if status >= 500:
             return ChatError("server", f"server error ({status}): {detail}")
+        param = body.get("param")
+        if param:
+            return ChatError(
+                "request",
+                self._mask(f"the server rejected the parameter {param} ({status}): {detail}"),
+                f"change it with /set {param}, or leave it out with /set {param} and no value",
+            )
         return ChatError("request", f"request rejected ({status}): {detail}")
 
 

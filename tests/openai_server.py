@@ -53,6 +53,7 @@ class Script:
     error_message: str = "something went wrong"
     error_type: str = "server_error"
     error_code: str | None = None
+    error_param: str | None = None
     retry_after: str | None = None
     drop_after: int | None = None  # chunks sent before the connection is cut mid-body
     end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
@@ -162,7 +163,12 @@ class _Handler(BaseHTTPRequestHandler):
         if script.first_delay:
             time.sleep(script.first_delay)
         if script.status != 200:
-            error = {"message": script.error_message, "type": script.error_type, "code": script.error_code}
+            error = {
+                "message": script.error_message,
+                "type": script.error_type,
+                "code": script.error_code,
+                "param": script.error_param,
+            }
             extra = {"Retry-After": script.retry_after} if script.retry_after else {}
             self._send_json(script.status, {"error": error}, extra)
         elif body.get("stream"):

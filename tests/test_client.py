@@ -97,6 +97,11 @@ def test_keyless_base_url_sends_a_placeholder(server: FakeOpenAI, settings: Sett
             ["too long", "8192"],
         ),
         (Script(status=400, error_message="bad param"), "request", ["400", "bad param"]),
+        (
+            Script(status=400, error_param="temperature", error_message="Unsupported value"),
+            "request",
+            ["rejected the parameter temperature (400): Unsupported value"],
+        ),
     ],
 )
 def test_status_errors_become_one_line_chat_errors(

@@ -111,3 +111,15 @@ def test_unknown_config_key_is_a_warning_not_a_reset(tmp_path: Path) -> None:
     settings = load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
     assert settings.model == "kept"
     assert any("'modle'" in warning for warning in settings.warnings)
+
+
+def test_the_example_env_file_lists_every_variable_read() -> None:
+    import re
+
+    from chatrepl.config import OPTIONS
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    source = "".join(path.read_text() for path in (root / "chatrepl").glob("*.py"))
+    read = {option.env for option in OPTIONS} | set(re.findall(r"""environ(?:\.get\(|\[)["']([A-Z_]+)""", source))
+    assert read - listed == set()

@@ -196,3 +196,35 @@ def test_continue_brings_back_the_last_conversation(
     assert [m["content"] for m in server.requests[-1]["messages"]][1:] == ["first question", "First answer.", "second"]
     child.sendeof()
     child.expect(pexpect.EOF)
+
+
+def test_chatrepl_names_both_paths_when_it_moves_a_corrupt_database(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    db.write_bytes(b"\x00garbage" * 1000)
+    result = subprocess.run(
+        [installed_chatrepl(), "hello"], env=chatrepl_env(cli_env, db), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and "You said" in result.stdout
+    moved = next(tmp_path.glob("chatrepl.db.corrupt-*"))
+    assert f"{db} was unreadable; moved it to {moved}" in result.stderr
+    assert rows(db, "SELECT content FROM messages WHERE role = 'user'") == [("hello",)]
+
+
+def test_two_chatrepl_processes_at_once_lose_nothing(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    env = chatrepl_env(cli_env, db)
+    Store(db).close()
+    for batch in range(4):
+        runs = [
+            subprocess.Popen(
+                [installed_chatrepl(), f"q{batch}-{n}"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            )
+            for n in range(2)
+        ]
+        assert [run.wait(timeout=60) for run in runs] == [0, 0]
+    assert rows(db, "SELECT COUNT(*) FROM conversations") == [(8,)]
+    assert rows(db, "SELECT COUNT(*) FROM messages WHERE status = 'complete'") == [(16,)]
