@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import sys
 import termios
@@ -151,17 +152,24 @@ class Tally:
             self.cost += cost
 
     def summary(self) -> str:
-        money = f" · ${self.cost:.4f}" if self.priced else ""
+        money = f" · {money_text(self.cost)}" if self.priced else ""
         return f"{self.prompt_tokens:,} in · {self.completion_tokens:,} out{money}"
+
+
+def money_text(dollars: float) -> str:
+    """Dollars with enough digits to show a small figure: $0.0112, $0.000005."""
+    if dollars >= 0.001 or dollars <= 0:
+        return f"${dollars:.4f}"
+    return f"${dollars:.{1 - math.floor(math.log10(dollars))}f}"
 
 
 def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo) -> str:
     """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`."""
     parts = [f"{usage.prompt_tokens:,} in", f"{usage.completion_tokens:,} out"]
     if cost is not None:
-        parts.append(f"${cost:.4f}")
+        parts.append(money_text(cost))
         if tally.priced:
-            parts.append(f"session ${tally.cost:.4f}")
+            parts.append(f"session {money_text(tally.cost)}")
     if rules.context:
         used = (usage.prompt_tokens + usage.completion_tokens) / rules.context
         parts.append(f"context {used:.0%}")
@@ -464,8 +472,7 @@ class Repl:
 
     def run(self) -> int:
         self.notices.note(
-            f"chatrepl {__version__} · {self.settings.model} at {self.client.base_url} · "
-            "/help for commands, Ctrl-D to leave"
+            f"chatrepl {__version__} · {self.settings.model} at {self.client.base_url} · /help for commands"
         )
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         pending = ""  # text to offer again after a failed request

@@ -185,9 +185,10 @@ def test_status_line_after_each_reply_and_usage_totals(server: FakeOpenAI, setti
     _, output, _ = run_repl(settings, "one\rtwo\r/usage\r")
     # The loopback server reports 10 prompt tokens and a completion of len(text) // 4.
     first, second = (10 * 0.15 + 100 * 0.60) / 1e6, (10 * 0.15 + 200 * 0.60) / 1e6
-    assert f"10 in · 100 out · ${first:.4f} · session ${first:.4f} · context 0%" in output
-    assert f"10 in · 200 out · ${second:.4f} · session ${first + second:.4f}" in output
-    assert f"this conversation: 2 replies · 20 in · 300 out · ${first + second:.4f}" in output
+    assert first == pytest.approx(0.0000615) and second == pytest.approx(0.0001215)
+    assert "10 in · 100 out · $0.000062 · session $0.000062 · context 0%" in output
+    assert "10 in · 200 out · $0.00012 · session $0.00018 · context 0%" in output
+    assert "this conversation: 2 replies · 20 in · 300 out · $0.00018" in output
 
 
 def test_unknown_model_shows_tokens_but_no_cost(server: FakeOpenAI, settings: Settings) -> None:
