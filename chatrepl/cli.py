@@ -145,16 +145,16 @@ def run(argv: Sequence[str] | None) -> int:
     if not sys.stdout.isatty():
         _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
-    session = repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug)
+    wanted = None
     if args.resume_last or args.session is not None:
         if store is None:
             _report("error", "--continue and --session need the history database (not with --no-save)")
             return 2
         wanted = args.session if args.session is not None else store.last_conversation_id()
-        if wanted is None or not session.resume(wanted):
+        if wanted is None or store.conversation(wanted) is None:
             _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
             return 2
-    return session.run()
+    return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(resume=wanted)
 
 
 def _read_examples(path: str | None) -> list[Turn] | None:

@@ -40,6 +40,7 @@ class UnknownCommand(Exception):
 
 def _new(repl: Repl, arg: str) -> bool:
     repl.start_new_conversation()
+    repl.notices.note("new conversation")
     return True
 
 

@@ -405,10 +405,10 @@ class Repl:
         )
 
     def start_new_conversation(self) -> None:
+        """A fresh conversation, saved as a new one once it has a message."""
         self.conversation = Conversation(self.settings.system, examples=self.examples)
         self.tally = Tally()
         self.journal = TurnJournal(self.store, self.notices.warning)
-        self.notices.note("new conversation")
 
     def resume(self, conversation_id: int) -> bool:
         """Bring back a saved conversation and show its history; False if there is none."""
@@ -470,11 +470,14 @@ class Repl:
     def _renderer(self) -> Renderer:
         return PlainRenderer(self.console.file) if self.plain else MarkdownRenderer(self.console)
 
-    def run(self) -> int:
+    def run(self, resume: int | None = None) -> int:
+        """Read and answer until the user leaves; `resume` first brings back that saved conversation."""
         self.notices.note(
             f"chatrepl {__version__} · {self.settings.model} at {self.client.base_url} · /help for commands"
         )
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+        if resume is not None:
+            self.resume(resume)
         pending = ""  # text to offer again after a failed request
         while True:
             try:

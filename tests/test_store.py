@@ -228,3 +228,10 @@ def test_two_chatrepl_processes_at_once_lose_nothing(
         assert [run.wait(timeout=60) for run in runs] == [0, 0]
     assert rows(db, "SELECT COUNT(*) FROM conversations") == [(8,)]
     assert rows(db, "SELECT COUNT(*) FROM messages WHERE status = 'complete'") == [(16,)]
+
+
+def test_resuming_a_missing_conversation_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = chatrepl_env(cli_env, tmp_path / "chatrepl.db")
+    for args, message in ((["--session", "99"], "no saved conversation 99"), (["-c"], "no saved conversation yet")):
+        result = subprocess.run([installed_chatrepl(), *args], env=env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and message in result.stderr
