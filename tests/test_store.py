@@ -231,7 +231,11 @@ def test_two_chatrepl_processes_at_once_lose_nothing(
 
 
 def test_resuming_a_missing_conversation_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import pexpect
+
     env = chatrepl_env(cli_env, tmp_path / "chatrepl.db")
-    for args, message in ((["--session", "99"], "no saved conversation 99"), (["-c"], "no saved conversation yet")):
-        result = subprocess.run([installed_chatrepl(), *args], env=env, capture_output=True, text=True, timeout=30)
-        assert result.returncode == 2 and message in result.stderr
+    for args, message in (("--session 99", "no saved conversation 99"), ("-c", "no saved conversation yet")):
+        output, status = pexpect.run(
+            f"{installed_chatrepl()} {args}", env=env, withexitstatus=True, encoding="utf-8", timeout=30
+        )
+        assert status == 2 and message in output
