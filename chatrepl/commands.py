@@ -48,45 +48,48 @@ def _quit(repl: Repl, arg: str) -> bool:
     return False
 
 
-def _switch(repl: Repl, arg: str, name: str) -> bool | None:
-    """on -> True, off -> False, nothing -> None; anything else is reported and gives None."""
+def _switch(repl: Repl, arg: str, name: str, current: bool) -> bool | None:
+    """The state `/name on|off` asks for (`current` without an argument); None after reporting a bad one."""
     choice = arg.lower()
-    if choice in ("on", "off"):
-        return choice == "on"
-    if choice:
-        repl.notices.error(f"/{name} takes on or off, not {arg!r}")
+    if choice in ("on", "off", ""):
+        return choice == "on" if choice else current
+    repl.notices.error(f"/{name} takes on or off, not {arg!r}")
     return None
 
 
 def _markdown(repl: Repl, arg: str) -> bool:
-    choice = _switch(repl, arg, "markdown")
-    if arg and choice is None:
-        return True
-    if choice is not None:
-        repl.plain = not choice
-    repl.notices.note(f"markdown rendering is {'off' if repl.plain else 'on'}")
+    wanted = _switch(repl, arg, "markdown", not repl.plain)
+    if wanted is not None:
+        repl.plain = not wanted
+        repl.notices.note(f"markdown rendering is {'on' if wanted else 'off'}")
     return True
 
 
 def _json(repl: Repl, arg: str) -> bool:
-    choice = _switch(repl, arg, "json")
-    if arg and choice is None:
+    wanted = _switch(repl, arg, "json", repl.settings.json)
+    if wanted is None:
         return True
-    if choice is not None:
-        repl.settings.json = choice
+    repl.settings.json = wanted
     supported = repl.catalogue.lookup(repl.settings.model).json_mode
     caveat = "" if supported else f" ({repl.settings.model} has no JSON mode: only the hint is sent)"
     repl.notices.note(f"JSON mode is {'on' if repl.settings.json else 'off'}{caveat}")
     return True
 
 
+def _assign(repl: Repl, key: str, value: str) -> bool:
+    """Set `key` from `value` (empty: back to unset); report a bad value and return False."""
+    try:
+        parsed = config.OPTION_BY_KEY[key].parse(value) if value.strip() else None
+    except ValueError as err:
+        repl.notices.error(str(err))
+        return False
+    setattr(repl.settings, key, parsed)
+    return True
+
+
 def _mode(repl: Repl, arg: str) -> bool:
-    if arg:
-        try:
-            repl.settings.mode = config.mode(arg)
-        except ValueError as err:
-            repl.notices.error(str(err))
-            return True
+    if arg and not _assign(repl, "mode", arg):
+        return True
     forced = repl.catalogue.lookup(repl.settings.model).api == "completions" and repl.settings.mode == "chat"
     note = f" ({repl.settings.model} only has the Completions API, so completion mode is used)" if forced else ""
     repl.notices.note(f"mode: {repl.settings.mode}{note}")
@@ -157,12 +160,8 @@ def _load(repl: Repl, arg: str) -> bool:
 
 
 def _model(repl: Repl, arg: str) -> bool:
-    if arg:
-        try:
-            repl.settings.model = config.model_name(arg)
-        except ValueError as err:
-            repl.notices.error(str(err))
-            return True
+    if arg and not _assign(repl, "model", arg):
+        return True
     rules = repl.catalogue.lookup(repl.settings.model)
     facts = [f"model {repl.settings.model}"]
     if rules.context:
@@ -189,13 +188,8 @@ def _set(repl: Repl, arg: str) -> bool:
     if key and key not in config.SAMPLING_KEYS:
         repl.notices.error(f"/set knows {', '.join(config.SAMPLING_KEYS)}; not {key!r}")
         return True
-    if key:
-        try:
-            parsed = config.OPTION_BY_KEY[key].parse(value) if value.strip() else None
-        except ValueError as err:
-            repl.notices.error(str(err))
-            return True
-        setattr(repl.settings, key, parsed)
+    if key and not _assign(repl, key, value):
+        return True
     shown = config.SAMPLING_KEYS if not key else (key,)
     values = (
         f"{name} = {'(server default)' if getattr(repl.settings, name) is None else getattr(repl.settings, name)}"
