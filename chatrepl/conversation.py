@@ -102,15 +102,15 @@ def to_markdown(conversation: Conversation) -> str:
     return "\n\n---\n\n".join(parts) + "\n"
 
 
+def estimate_text_tokens(text: str) -> int:
+    """A quick upper-side guess: about 4 characters a token for ASCII text, one a character otherwise."""
+    ascii_chars = sum(char.isascii() for char in text)
+    return ascii_chars // 4 + (len(text) - ascii_chars)
+
+
 def estimate_tokens(messages: list[dict[str, str]]) -> int:
-    """A quick upper-side guess of a request's prompt tokens: about 4 characters a token for
-    ASCII text, one token a character otherwise, plus the per-message framing."""
-    total = 3
-    for message in messages:
-        content = message["content"]
-        ascii_chars = sum(char.isascii() for char in content)
-        total += 4 + ascii_chars // 4 + (len(content) - ascii_chars)
-    return total
+    """A guess of a request's prompt tokens: its texts plus the per-message framing."""
+    return 3 + sum(4 + estimate_text_tokens(message["content"]) for message in messages)
 
 
 def parse_examples(text: str, suffix: str) -> list[Turn]:

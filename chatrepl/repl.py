@@ -23,7 +23,15 @@ from rich.text import Text
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, TextDelta, Usage
 from chatrepl.config import SAMPLING_KEYS
-from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation, Turn, estimate_tokens
+from chatrepl.conversation import (
+    COMPLETE,
+    INCOMPLETE,
+    INTERRUPTED,
+    Conversation,
+    Turn,
+    estimate_text_tokens,
+    estimate_tokens,
+)
 from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, Renderer, json_problem, markdown
 from chatrepl.sanitize import sanitize
 from chatrepl.store import Store, TurnJournal
@@ -165,7 +173,8 @@ def money_text(dollars: float) -> str:
 
 def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo) -> str:
     """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`."""
-    parts = [f"{usage.prompt_tokens:,} in", f"{usage.completion_tokens:,} out"]
+    about = "~" if usage.estimated else ""
+    parts = [f"{about}{usage.prompt_tokens:,} in", f"{about}{usage.completion_tokens:,} out"]
     if cost is not None:
         parts.append(money_text(cost))
         if tally.priced:
@@ -286,6 +295,9 @@ def run_turn(
     if refused:
         notices.warning(f"the model refused: {refused}")
     content: str | None = text or refused
+    if usage is None and content:
+        prompt = estimate_tokens(request_messages(conversation, settings))
+        usage = Usage(prompt, estimate_text_tokens(content), estimated=True)
     if status != COMPLETE and not content:
         conversation.drop_unanswered()
         status, content = FAILED, None

@@ -107,12 +107,12 @@ def test_output_into_a_closed_pipe_ends_quietly(server: FakeOpenAI, cli_env: dic
 
 
 def test_no_key_explains_the_three_ways_to_set_it(clean_env: dict[str, str]) -> None:
-    result = chatrepl(clean_env, "hi", stdin="")
+    result = chatrepl({**clean_env, "CHATREPL_LOCAL": "false"}, "hi", stdin="")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1
-    for way in ("OPENAI_API_KEY", ".env", "config.toml", "OPENAI_BASE_URL"):
+    for way in ("OPENAI_API_KEY", ".env", "config.toml", "OPENAI_BASE_URL", "pip install 'chatrepl[local]'"):
         assert way in message
 
 

