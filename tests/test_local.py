@@ -90,10 +90,11 @@ def test_the_local_server_dies_with_a_killed_chatrepl(clean_env: dict[str, str])
     assert servers and wait_gone(servers[0])
 
 
-def test_sigterm_stops_chatrepl_and_its_server(clean_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_chatrepl_and_its_server(clean_env: dict[str, str], number: int) -> None:
     child = start_session(clean_env)
     servers = children(child.pid)
-    os.kill(child.pid, signal.SIGTERM)
+    os.kill(child.pid, number)
     child.expect(pexpect.EOF)
     assert servers and wait_gone(servers[0], 8)
 
