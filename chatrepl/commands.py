@@ -199,6 +199,29 @@ def _set(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _retry(repl: Repl, arg: str) -> bool:
+    if not repl.conversation.drop_reply():
+        repl.notices.error("nothing to retry yet")
+        return True
+    repl.journal.forget(message=False)
+    repl.answer(retry=True)
+    return True
+
+
+def _undo(repl: Repl, arg: str) -> bool:
+    if not repl.conversation.undo():
+        repl.notices.error("nothing to undo")
+        return True
+    repl.journal.forget(message=True)
+    repl.notices.note("removed the last exchange")
+    return True
+
+
+def _clear(repl: Repl, arg: str) -> bool:
+    repl.console.clear()
+    return True
+
+
 def _help(repl: Repl, arg: str) -> bool:
     repl.show_info(help_text())
     return True
@@ -213,6 +236,9 @@ COMMANDS = (
     Command("set", (), "KEY VALUE", "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show", _set),
     Command("json", (), "on|off", "JSON mode: ask for a JSON object and check the reply parses", _json),
     Command("mode", (), "chat|completion", "chat API, or the legacy Completions API for instruct models", _mode),
+    Command("retry", (), "", "ask for the last reply again, replacing it", _retry),
+    Command("undo", (), "", "remove the last message and its reply", _undo),
+    Command("clear", (), "", "clear the screen (the conversation stays)", _clear),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
     Command("sessions", (), "", "list recent saved conversations", _sessions),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),

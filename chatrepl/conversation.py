@@ -43,6 +43,22 @@ class Conversation:
     def reset(self) -> None:
         self.turns.clear()
 
+    def undo(self) -> bool:
+        """Forget the last user message and its replies; False if there is none."""
+        users = [index for index, turn in enumerate(self.turns) if turn.role == "user"]
+        if not users:
+            return False
+        del self.turns[users[-1] :]
+        return True
+
+    def drop_reply(self) -> bool:
+        """Forget the replies to the last user message, so it can be answered again; False if there is none."""
+        users = [index for index, turn in enumerate(self.turns) if turn.role == "user"]
+        if not users:
+            return False
+        del self.turns[users[-1] + 1 :]
+        return True
+
     def drop_oldest_exchange(self) -> bool:
         """Forget the oldest user message and its replies, never the last message; False if none can go."""
         later_users = [index for index, turn in enumerate(self.turns) if turn.role == "user" and index > 0]

@@ -135,6 +135,7 @@ def _silence_echo() -> list[Any] | None:
 @dataclass
 class TurnResult:
     status: str
+    question: str
     content: str | None = None  # what the history now holds as the reply; None when the turn failed
     usage: Usage | None = None
     cost: float | None = None  # US dollars, when the model's price is known
@@ -274,8 +275,10 @@ def run_turn(
     renderer: Renderer,
     notices: Notices,
     journal: TurnJournal,
+    retry: bool = False,
 ) -> TurnResult:
-    """Answer the conversation's last user message, record the reply and save the turn.
+    """Answer the conversation's last user message, record the reply and save the turn
+    (with `retry`, the user message is saved already: only the reply is).
 
     The result's status is complete, interrupted (Ctrl-C), incomplete (the stream
     broke off; the partial reply is kept) or failed (nothing came back; the user turn
@@ -286,7 +289,8 @@ def run_turn(
     if dropped:
         notices.note(f"left out the {dropped} oldest exchange(s) to fit the model's context window")
     parameters = {key: getattr(settings, key) for key in SAMPLING_KEYS if getattr(settings, key) is not None}
-    journal.begin(conversation.turns[-1].content, settings.model, conversation.system_prompt, parameters)
+    question = conversation.turns[-1].content
+    journal.begin(None if retry else question, settings.model, conversation.system_prompt, parameters)
     if settings.json:
         renderer = JsonRenderer(renderer)
     reply = _stream(conversation, client, rules, renderer, notices, journal)
@@ -299,8 +303,9 @@ def run_turn(
         prompt = estimate_tokens(request_messages(conversation, settings))
         usage = Usage(prompt, estimate_text_tokens(content), estimated=True)
     if status != COMPLETE and not content:
-        conversation.drop_unanswered()
         status, content = FAILED, None
+        if not retry:  # a retried message stays, answered or not, for another /retry
+            conversation.drop_unanswered()
     else:
         conversation.add_assistant(content or "", status)
     if reply.error is not None:
@@ -322,8 +327,8 @@ def run_turn(
         notices.console.print(Text(sanitize("".join(pieces))), soft_wrap=True)
     cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
     tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
-    journal.finish(content, status, finish_reason=finish_reason, cost=cost, **tokens)
-    return TurnResult(status, content, usage, cost, finish_reason)
+    journal.finish(content, status, retry=retry, finish_reason=finish_reason, cost=cost, **tokens)
+    return TurnResult(status, question, content, usage, cost, finish_reason)
 
 
 def run_once(
@@ -407,6 +412,7 @@ class Repl:
         self.store = store
         self.journal = TurnJournal(store, self.notices.warning)
         self.server_models: list[str] = []  # filled in the background from the server's /models
+        self.pending = ""  # text for the next prompt: a failed message, an edited one
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
             key_bindings=_input_keys(),
@@ -490,37 +496,44 @@ class Repl:
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         if resume is not None:
             self.resume(resume)
-        pending = ""  # text to offer again after a failed request
         while True:
             try:
-                line = self.session.prompt(default=pending)
+                line = self.session.prompt(default=self.pending)
             except KeyboardInterrupt:
-                pending = ""
+                self.pending = ""
                 continue
             except EOFError:
                 return 0
             line = line.encode("utf-8", "replace").decode("utf-8")
-            pending = ""
+            self.pending = ""
             if not line.strip():
                 continue
             try:
                 parsed = commands.parse(line)
             except commands.UnknownCommand as err:
                 self.notices.error(str(err))
-                pending = line
+                self.pending = line
                 continue
-            if parsed is not None:
-                command, argument = parsed
-                if not command.handler(self, argument):
-                    return 0
-                continue
-            self.conversation.add_user(line)
-            self.console.print()
-            rules = self.catalogue.lookup(self.settings.model)
-            result = run_turn(self.conversation, self.client, rules, self._renderer(), self.notices, self.journal)
-            if result.status == FAILED:
-                pending = line
-            if result.usage is not None:
-                self.tally.add(result.usage, result.cost)
-                self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
-            self.console.print()
+            if parsed is None:
+                self.ask(line)
+            elif not parsed[0].handler(self, parsed[1]):
+                return 0
+
+    def ask(self, text: str) -> None:
+        """Send a message and show the reply; if the request fails the text is offered again."""
+        self.conversation.add_user(text)
+        self.answer()
+
+    def answer(self, retry: bool = False) -> None:
+        """Answer the conversation's last message; `retry` replaces the saved reply to it."""
+        self.console.print()
+        rules = self.catalogue.lookup(self.settings.model)
+        result = run_turn(
+            self.conversation, self.client, rules, self._renderer(), self.notices, self.journal, retry=retry
+        )
+        if result.status == FAILED and not retry:
+            self.pending = result.question
+        if result.usage is not None:
+            self.tally.add(result.usage, result.cost)
+            self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
+        self.console.print()

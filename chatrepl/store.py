@@ -182,6 +182,16 @@ class Store:
                 (*fields.values(), time.time(), message_id),
             )
 
+    def drop_last_exchange(self, conversation_id: int, keep_message: bool) -> None:
+        """Delete the conversation's last user message (unless `keep_message`) and everything after it."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND role = 'user'", (conversation_id,)
+            ).fetchone()
+            if row[0] is not None:
+                first = row[0] + 1 if keep_message else row[0]
+                db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, first))
+
     def delete_message(self, message_id: int) -> None:
         with self._write() as db:
             db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
@@ -257,17 +267,21 @@ class TurnJournal:
 
         self.conversation_id = self._try(save)
 
-    def begin(self, user_text: str, model: str, system_prompt: str, parameters: dict[str, Any]) -> None:
+    def begin(self, user_text: str | None, model: str, system_prompt: str, parameters: dict[str, Any]) -> None:
+        """Save the user's message (None: it is saved already, as the last one) and a reply to come."""
         store = self.store
         if store is None:
             return
-        if self.conversation_id is None:
+        if self.conversation_id is None and user_text is not None:
             title = " ".join(user_text.split())[:60]
             self.conversation_id = self._try(lambda: store.new_conversation(model, system_prompt, title))
         conversation_id = self.conversation_id
         if conversation_id is None:
             return
-        self._user_id = self._try(lambda: store.add_message(conversation_id, "user", user_text, "complete", model, {}))
+        if user_text is not None:
+            self._user_id = self._try(
+                lambda: store.add_message(conversation_id, "user", user_text, "complete", model, {})
+            )
         self._reply_id = self._try(
             lambda: store.add_message(conversation_id, "assistant", "", "interrupted", model, parameters)
         )
@@ -281,13 +295,22 @@ class TurnJournal:
         self._saved_at = time.monotonic()
         self._try(lambda: store.update_message(reply_id, content=text))
 
-    def finish(self, content: str | None, status: str, **figures: Any) -> None:
-        """Record the reply; content None means the request failed and the turn is taken back."""
-        user_id, reply_id, store = self._user_id, self._reply_id, self.store
-        self._user_id = self._reply_id = None
-        if reply_id is None or user_id is None or store is None:
+    def finish(self, content: str | None, status: str, retry: bool = False, **figures: Any) -> None:
+        """Record the reply; content None means the request failed: the turn is taken back
+        (with `retry`, only the reply: the message stays, as it does in the conversation)."""
+        reply_id, user_id, store = self._reply_id, self._user_id, self.store
+        self._reply_id = None
+        if reply_id is None or store is None:
             return
-        if content is None:
-            self._try(lambda: (store.delete_message(reply_id), store.delete_message(user_id)))
-        else:
+        if content is not None:
             self._try(lambda: store.update_message(reply_id, content=content, status=status, **figures))
+        elif retry or user_id is None:
+            self._try(lambda: store.delete_message(reply_id))
+        else:
+            self._try(lambda: (store.delete_message(reply_id), store.delete_message(user_id)))
+
+    def forget(self, message: bool) -> None:
+        """Delete the replies to the last message saved (/retry), and with `message` the message too (/undo)."""
+        store, conversation_id = self.store, self.conversation_id
+        if store is not None and conversation_id is not None:
+            self._try(lambda: store.drop_last_exchange(conversation_id, keep_message=not message))

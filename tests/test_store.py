@@ -239,3 +239,31 @@ def test_resuming_a_missing_conversation_is_a_clear_error(cli_env: dict[str, str
             f"{installed_chatrepl()} {args}", env=env, withexitstatus=True, encoding="utf-8", timeout=30
         )
         assert status == 2 and message in output
+
+
+def test_retry_replaces_the_last_reply_and_undo_removes_the_exchange(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "chatrepl.db"
+    server.enqueue(Script(text="first try"), Script(text="second try"), Script(text="other"), Script(text="after"))
+    repl, output, _ = run_repl(
+        settings, "question\r/retry\rtwo\r/undo\rthree\r/undo\r/undo\r/undo\r", store=Store(path)
+    )
+    assert server.requests[1]["messages"][1:] == [{"role": "user", "content": "question"}]
+    assert "second try" in output and output.count("removed the last exchange") == 3
+    assert "nothing to undo" in output
+    assert server.requests[3]["messages"][1:] == [
+        {"role": "user", "content": "question"},
+        {"role": "assistant", "content": "second try"},
+        {"role": "user", "content": "three"},
+    ]
+    assert repl.conversation.turns == []
+    assert rows(path, "SELECT role, content FROM messages") == []
+
+
+def test_retry_keeps_the_saved_message(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    server.enqueue(Script(text="one"), Script(text="two"))
+    _, output, _ = run_repl(settings, "/retry\rquestion\r/retry\r", store=Store(path))
+    assert "nothing to retry yet" in output
+    assert rows(path, "SELECT role, content FROM messages ORDER BY id") == [("user", "question"), ("assistant", "two")]
