@@ -6,7 +6,11 @@ leave the REPL.  Bare `new`, `quit` and `exit` work as commands too, as they alw
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -217,13 +221,62 @@ def _undo(repl: Repl, arg: str) -> bool:
     return True
 
 
+def _history(repl: Repl, arg: str) -> bool:
+    wanted = _switch(repl, arg, "history", repl.settings.history)
+    if wanted is not None:
+        repl.settings.history = wanted
+        repl.keep_history(wanted)
+        repl.notices.note(
+            "input history is kept in a file" if wanted else "input history is kept for this session only"
+        )
+    return True
+
+
+def _toolbar(repl: Repl, arg: str) -> bool:
+    wanted = _switch(repl, arg, "toolbar", repl.settings.toolbar)
+    if wanted is not None:
+        repl.show_toolbar(wanted)
+    return True
+
+
+def _multiline(repl: Repl, arg: str) -> bool:
+    wanted = _switch(repl, arg, "multiline", not repl.multiline)
+    if wanted is not None:
+        repl.multiline = wanted
+        keys = "Enter adds a line, Alt-Enter sends" if wanted else "Enter sends, Alt-Enter adds a line"
+        repl.notices.note(f"multi-line mode {'on' if wanted else 'off'}: {keys}")
+    return True
+
+
+def _edit(repl: Repl, arg: str) -> bool:
+    editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    with tempfile.TemporaryDirectory() as folder:
+        draft = Path(folder) / "message.md"
+        draft.write_text(arg or repl.pending, encoding="utf-8")
+        try:
+            subprocess.run([*editor, str(draft)], check=True)
+        except (OSError, subprocess.CalledProcessError) as err:
+            repl.notices.error(f"the editor {editor[0]} did not run: {err}")
+            return True
+        repl.pending = draft.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+    return True
+
+
 def _clear(repl: Repl, arg: str) -> bool:
     repl.console.clear()
     return True
 
 
 def _help(repl: Repl, arg: str) -> bool:
-    repl.show_info(help_text())
+    if not arg:
+        repl.show_info(help_text())
+        return True
+    command = _BY_NAME.get(arg.lower().lstrip("/"))
+    if command is None:
+        repl.notices.error(f"no command /{arg.lstrip('/')}, try /help")
+        return True
+    aliases = "".join(f", /{alias}" for alias in command.aliases)
+    repl.show_info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}")
     return True
 
 
@@ -239,12 +292,16 @@ COMMANDS = (
     Command("retry", (), "", "ask for the last reply again, replacing it", _retry),
     Command("undo", (), "", "remove the last message and its reply", _undo),
     Command("clear", (), "", "clear the screen (the conversation stays)", _clear),
+    Command("edit", (), "[TEXT]", "write the message in $VISUAL or $EDITOR (Ctrl-X Ctrl-E does too)", _edit),
+    Command("multiline", (), "[on|off]", "Enter adds a line and Alt-Enter sends, or back", _multiline),
+    Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),
+    Command("toolbar", (), "on|off", "show or hide the bottom toolbar", _toolbar),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
     Command("sessions", (), "", "list recent saved conversations", _sessions),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),
     Command("save", (), "FILE|off", "export this conversation to FILE.md or FILE.json; off: stop saving it", _save),
     Command("load", (), "FILE", "go on with a conversation exported as JSON", _load),
-    Command("help", (), "", "list the commands and keys", _help),
+    Command("help", (), "[NAME]", "list the commands and keys; /help NAME: one command", _help),
 )
 _BY_NAME = {name: command for command in COMMANDS for name in (command.name, *command.aliases)}
 

@@ -167,6 +167,8 @@ OPTIONS = (
     Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
     Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
     Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
+    Option("history", "CHATREPL_HISTORY", boolean, "keep the input history in a file"),
+    Option("toolbar", "CHATREPL_TOOLBAR", boolean, "show the bottom toolbar"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
     Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
 )
@@ -193,6 +195,8 @@ class Settings:
     examples: str | None = None
     json: bool = False
     mode: str = "chat"
+    history: bool = True
+    toolbar: bool = True
     local: str | None = None
     local_ctx: int | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import termios
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.text import Text
@@ -376,14 +381,32 @@ class _ArgumentCompleter(Completer):
                 yield Completion(candidate, start_position=-len(argument))
 
 
-def _input_keys() -> KeyBindings:
+def _input_keys(repl: Repl) -> KeyBindings:
     keys = KeyBindings()
 
     @keys.add("escape", "enter")
-    def _newline(event: KeyPressEvent) -> None:
-        event.current_buffer.insert_text("\n")
+    def _other_enter(event: KeyPressEvent) -> None:
+        """Alt-Enter: a new line, or in /multiline mode (where Enter adds lines) send."""
+        if repl.multiline:
+            event.current_buffer.validate_and_handle()
+        else:
+            event.current_buffer.insert_text("\n")
 
     return keys
+
+
+def history_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "chatrepl" / "history"
+
+
+def _file_history(path: Path) -> History:
+    """Input history kept in a file that only its owner can read."""
+    from prompt_toolkit.history import FileHistory
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    return FileHistory(str(path))
 
 
 class Repl:
@@ -413,14 +436,45 @@ class Repl:
         self.journal = TurnJournal(store, self.notices.warning)
         self.server_models: list[str] = []  # filled in the background from the server's /models
         self.pending = ""  # text for the next prompt: a failed message, an edited one
+        self.multiline = False
+        self.context_used: float | None = None  # share of the model's window the last turn took
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
-            key_bindings=_input_keys(),
+            key_bindings=_input_keys(self),
+            multiline=Condition(lambda: self.multiline),
+            history=self._history(settings.history),
+            auto_suggest=AutoSuggestFromHistory(),
+            enable_open_in_editor=True,
             completer=_ArgumentCompleter(self),
             complete_while_typing=False,
+            bottom_toolbar=self.toolbar_text if settings.toolbar else None,
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
             **(prompt_io or {}),
         )
+
+    @staticmethod
+    def _history(keep: bool) -> History:
+        """The input history: in a private file, or (`/history off`) for this session only."""
+        return _file_history(history_path(os.environ)) if keep else InMemoryHistory()
+
+    def keep_history(self, keep: bool) -> None:
+        self.session.history = self._history(keep)
+        self.session.default_buffer.history = self.session.history
+
+    def show_toolbar(self, show: bool) -> None:
+        self.settings.toolbar = show
+        self.session.bottom_toolbar = self.toolbar_text if show else None
+
+    def toolbar_text(self) -> str:
+        """Model · mode · context used · session cost."""
+        rules = self.catalogue.lookup(self.settings.model)
+        mode = "completion" if self.client.uses_completions(rules) else "json" if self.settings.json else "chat"
+        parts = [self.settings.model, mode]
+        if self.context_used is not None:
+            parts.append(f"context {self.context_used:.0%}")
+        if self.tally.priced and (self.tally.prompt_tokens or self.tally.completion_tokens):
+            parts.append(f"session {money_text(self.tally.cost)}")
+        return sanitize(" · ".join(parts))
 
     def start_new_conversation(self) -> None:
         """A fresh conversation, saved as a new one once it has a message."""
@@ -536,4 +590,6 @@ class Repl:
         if result.usage is not None:
             self.tally.add(result.usage, result.cost)
             self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
+            if rules.context:
+                self.context_used = (result.usage.prompt_tokens + result.usage.completion_tokens) / rules.context
         self.console.print()

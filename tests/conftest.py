@@ -25,6 +25,13 @@ def installed_chatrepl() -> str:
     return str(Path(sys.executable).parent / "chatrepl")
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the REPL writes by itself (input history, the database) goes to the test's own folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()

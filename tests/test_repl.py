@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_repl
@@ -325,3 +326,52 @@ def test_an_instruct_model_uses_completions_by_itself(server: FakeOpenAI, settin
     _, output, _ = run_repl(settings, "/mode\rhello\r")
     assert "completion mode is used" in output
     assert "prompt" in server.requests[0]
+
+
+def test_help_for_one_command(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "/help resume\r/help /quit\r/help nope\r")
+    assert "/resume ID\n  go on with a saved conversation" in output
+    assert "/quit, /exit\n  leave chatrepl" in output
+    assert "no command /nope, try /help" in output
+
+
+def test_input_history_is_kept_in_a_private_file(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    import stat
+
+    run_repl(settings, "first message\r/history off\rsecret message\r/history on\rthird message\r")
+    path = tmp_path / "state" / "chatrepl" / "history"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    saved = path.read_text()
+    assert "first message" in saved and "third message" in saved and "secret message" not in saved
+    server.enqueue(Script(text="again"))
+    run_repl(settings, "\x1b[A\r")  # Up brings back the last message of the earlier session
+    assert server.requests[-1]["messages"][-1]["content"] == "third message"
+
+
+def test_multiline_mode_swaps_enter_and_alt_enter(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "/multiline\rline one\rline two\x1b\r/multiline off\x1b\rsingle\r")
+    assert "multi-line mode on: Enter adds a line, Alt-Enter sends" in output
+    assert [r["messages"][-1]["content"] for r in server.requests] == ["line one\nline two", "single"]
+
+
+def test_edit_composes_the_message_in_the_editor(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf " written in the editor\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    monkeypatch.setenv("VISUAL", str(editor))
+    run_repl(settings, "/edit draft:\r\r")
+    assert server.requests[0]["messages"][-1]["content"] == "draft: written in the editor"
+    monkeypatch.setenv("VISUAL", str(tmp_path / "missing-editor"))
+    _, output, _ = run_repl(settings, "/edit\r")
+    assert "did not run" in output
+
+
+def test_toolbar_shows_model_mode_context_and_cost(server: FakeOpenAI, settings: Settings) -> None:
+    settings.model = "gpt-4o-mini"
+    repl, _, _ = run_repl(settings, "hello\r/json on\r")
+    assert repl.toolbar_text() == "gpt-4o-mini · json · context 0% · session $0.0000039"
+    repl.show_toolbar(False)
+    assert repl.session.bottom_toolbar is None
