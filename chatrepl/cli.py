@@ -149,17 +149,15 @@ def run(argv: Sequence[str] | None) -> int:
         return 2
     if automatic:
         _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
-    previous = {number: signal.signal(number, _exit_on_signal) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return _converse(args, settings)
     finally:
         server.stop()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _exit_on_signal(number: int, frame: object) -> None:
-    """SIGTERM and SIGHUP end chatrepl through its normal way out, so the local server is stopped."""
+    """SIGTERM and SIGHUP end chatrepl through its normal way out: the reply so far is saved,
+    the terminal restored, a local server stopped."""
     raise SystemExit(128 + number)
 
 
@@ -272,6 +270,8 @@ def _open_store(flag_path: str | None) -> Store | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _exit_on_signal)
     try:
         return run(argv)
     except KeyboardInterrupt:

@@ -202,6 +202,7 @@ class _Streamed:
     usage: Usage | None = None
     error: ChatError | None = None
     status: str = COMPLETE
+    exit: SystemExit | None = None  # SIGTERM or SIGHUP came mid-reply: save it, then leave
 
 
 def _json_hint(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -267,6 +268,8 @@ def _stream(
                 break
         except KeyboardInterrupt:
             reply.status = INTERRUPTED
+        except SystemExit as leaving:
+            reply.status, reply.exit = INTERRUPTED, leaving
         finally:
             with terminal.writing_output(raise_held=False):
                 renderer.finish()
@@ -333,6 +336,8 @@ def run_turn(
     cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
     tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
     journal.finish(content, status, retry=retry, finish_reason=finish_reason, cost=cost, **tokens)
+    if reply.exit is not None:
+        raise reply.exit
     return TurnResult(status, question, content, usage, cost, finish_reason)
 
 

@@ -267,3 +267,36 @@ def test_retry_keeps_the_saved_message(server: FakeOpenAI, settings: Settings, t
     _, output, _ = run_repl(settings, "/retry\rquestion\r/retry\r", store=Store(path))
     assert "nothing to retry yet" in output
     assert rows(path, "SELECT role, content FROM messages ORDER BY id") == [("user", "question"), ("assistant", "two")]
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_mid_reply_saves_the_partial(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path, number: int
+) -> None:
+    import pexpect
+
+    db = tmp_path / "chatrepl.db"
+    server.enqueue(Script(text="word " * 1000, chunk_size=5, delay=0.01))
+    env = {**chatrepl_env(cli_env, db), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color"}
+    child = pexpect.spawn(installed_chatrepl(), env=env, encoding="utf-8", timeout=30)
+    child.expect_exact("\x1b[?2004h")
+    child.send("talk\r")
+    child.expect("word word word")
+    os.kill(child.pid, number)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 128 + number and "Traceback" not in child.before
+    ((content, status),) = rows(db, "SELECT content, status FROM messages WHERE role = 'assistant'")
+    assert status == INTERRUPTED and content.startswith("word word word")
+
+
+def test_sigterm_at_the_prompt_leaves_quietly(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import pexpect
+
+    env = {**chatrepl_env(cli_env, tmp_path / "chatrepl.db"), "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(installed_chatrepl(), env=env, encoding="utf-8", timeout=30)
+    child.expect_exact("\x1b[?2004h")
+    os.kill(child.pid, signal.SIGTERM)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 143 and "Traceback" not in child.before
