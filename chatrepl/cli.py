@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--local-ctx", type=_flag_type(config.max_tokens), metavar="N", help="the local model's context size"
     )
+    parser.add_argument(
+        "--retries", type=_flag_type(config.retries), metavar="N", help="retries after a 429 or 5xx (default 3)"
+    )
     parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")
     parser.add_argument(
         "-c", "--continue", dest="resume_last", action="store_true", help="go on with the last saved conversation"

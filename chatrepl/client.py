@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,11 +61,17 @@ Event = TextDelta | RefusalDelta | OtherChoice | Usage | Finished
 class ChatError(Exception):
     """A failed request, as one line for the user and an optional hint."""
 
-    def __init__(self, kind: str, message: str, hint: str = "") -> None:
+    def __init__(self, kind: str, message: str, hint: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.hint = hint
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+
+    @property
+    def retryable(self) -> bool:
+        """Worth asking again after a pause: a rate limit or a server error (not a used-up quota)."""
+        return self.kind in ("rate_limit", "server")
 
 
 def mask_key(key: str) -> str:
@@ -253,8 +261,8 @@ class ChatClient:
             if code == "insufficient_quota":
                 return ChatError("quota", f"quota exceeded (429): {detail}", "check your plan and billing")
             wait = _retry_after(err.response.headers)
-            when = f"retry after {wait}" if wait else "retry in a moment"
-            return ChatError("rate_limit", f"rate limited (429), {when}: {detail}")
+            when = f"retry after {wait:g} s" if wait is not None else "retry in a moment"
+            return ChatError("rate_limit", f"rate limited (429), {when}: {detail}", retry_after=wait)
         if code == "context_length_exceeded" or "context length" in detail.lower():
             return ChatError(
                 "context",
@@ -262,7 +270,8 @@ class ChatClient:
                 "type new to start a fresh conversation",
             )
         if status >= 500:
-            return ChatError("server", f"server error ({status}): {detail}")
+            wait = _retry_after(err.response.headers)
+            return ChatError("server", f"server error ({status}): {detail}", retry_after=wait)
         param = body.get("param")
         if param:
             return ChatError(
@@ -273,13 +282,19 @@ class ChatClient:
         return ChatError("request", f"request rejected ({status}): {detail}")
 
 
-def _retry_after(headers: Any) -> str | None:
-    if headers.get("retry-after-ms"):
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from retry-after-ms or retry-after (seconds, or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = (headers.get(name) or "").strip()
+        if not value:
+            continue
         try:
-            return f"{float(headers['retry-after-ms']) / 1000:g} s"
+            return max(0.0, float(value) / scale)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    return f"{value} s" if value.strip().isdigit() else value.strip()
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return None

@@ -107,6 +107,13 @@ def local_model(value: Any) -> str:
     return str(Path(text(value).strip()).expanduser())
 
 
+def retries(value: Any) -> int:
+    number = _number(value, int)
+    if not 0 <= number <= 10:
+        raise ValueError(f"retries must be between 0 and 10, got {number}")
+    return number
+
+
 def choices(value: Any) -> int:
     number = _number(value, int)
     if not 1 <= number <= 16:
@@ -167,6 +174,7 @@ OPTIONS = (
     Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
     Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
     Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
+    Option("retries", "CHATREPL_RETRIES", retries, "retries after a rate limit or server error, 0 to 10"),
     Option("history", "CHATREPL_HISTORY", boolean, "keep the input history in a file"),
     Option("toolbar", "CHATREPL_TOOLBAR", boolean, "show the bottom toolbar"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
@@ -195,6 +203,7 @@ class Settings:
     examples: str | None = None
     json: bool = False
     mode: str = "chat"
+    retries: int = 3
     history: bool = True
     toolbar: bool = True
     local: str | None = None

@@ -9,6 +9,7 @@ import signal
 import sys
 import termios
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from chatrepl.models import Catalogue, ModelInfo
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
+MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
 PROMPT = "> "
 
 _FINISH_NOTES = {
@@ -78,6 +80,25 @@ class Notices:
 
     def note(self, message: str) -> None:
         self.console.print(Text(sanitize(message), style="dim"), soft_wrap=True)
+
+    def countdown(self, message: str, seconds: float) -> None:
+        """Wait `seconds`, counting down on one line; Ctrl-C (KeyboardInterrupt) stops the wait."""
+        text = sanitize(message)
+        if not self.console.is_terminal:
+            self.note(f"{text} · retrying in {seconds:g} s")
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self.console.file.write(
+                    f"\r\x1b[K\x1b[2m{text} · retrying in {math.ceil(left)} s (Ctrl-C stops)\x1b[0m"
+                )
+                self.console.file.flush()
+                time.sleep(min(1.0, left))
+        finally:  # also after a Ctrl-C that cut a write short
+            self.console.file.write("\x1b[0m\r\x1b[K")
+            self.console.file.flush()
 
 
 class _ReplyTerminal:
@@ -240,7 +261,8 @@ def _stream(
     journal: TurnJournal,
 ) -> _Streamed:
     reply = _Streamed([], [])
-    retried = False
+    retried = False  # after a context-length error
+    attempts = 0  # retries after a rate limit or server error
     with _ReplyTerminal().active() as terminal:
         try:
             while True:
@@ -263,6 +285,11 @@ def _stream(
                     if err.kind == "context" and not retried and conversation.drop_oldest_exchange():
                         notices.note("too long for the server: left out the oldest exchange and asked again")
                         retried = True
+                        continue
+                    wait = err.retry_after if err.retry_after is not None else 2.0**attempts
+                    if err.retryable and not reply.parts and attempts < client.settings.retries and wait <= MAX_WAIT:
+                        attempts += 1
+                        notices.countdown(f"{err.message} · try {attempts + 1} of {client.settings.retries + 1}", wait)
                         continue
                     reply.error, reply.status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
                 break
@@ -319,7 +346,7 @@ def run_turn(
     if reply.error is not None:
         kept = " (the partial reply is kept)" if status == INCOMPLETE else ""
         notices.error(reply.error.message + kept, reply.error.hint, reply.error)
-    elif status == INTERRUPTED:
+    elif reply.status == INTERRUPTED:
         notices.note("interrupted (the partial reply is kept)" if text else "interrupted")
     elif status == COMPLETE and not (text or refused):
         notices.note("(the model sent an empty reply)")

@@ -41,7 +41,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def settings(server: FakeOpenAI) -> Settings:
-    return Settings(api_key=TEST_KEY, base_url=server.url, model="test-model", timeout=5)
+    return Settings(api_key=TEST_KEY, base_url=server.url, model="test-model", timeout=5, retries=0)
 
 
 @pytest.fixture

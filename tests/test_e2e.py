@@ -61,9 +61,10 @@ def test_two_turns_with_full_history_then_new_then_quit(server: FakeOpenAI, term
 
 
 def test_an_error_turn_then_a_good_one(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
-    server.enqueue(Script(status=429, retry_after="3", error_message="Rate limit reached"), Script(text="Done now."))
+    # a 429 whose retry-after is longer than chatrepl waits by itself is reported at once
+    server.enqueue(Script(status=429, retry_after="300", error_message="Rate limit reached"), Script(text="Done now."))
     shown = ask(terminal, "please answer")
-    assert "error: rate limited (429), retry after 3 s: Rate limit reached" in shown
+    assert "error: rate limited (429), retry after 300 s: Rate limit reached" in shown
     assert "Traceback" not in shown
     # The failed text is back in the input line: Enter alone sends it again.
     terminal.expect_exact("please answer")

@@ -375,3 +375,48 @@ def test_toolbar_shows_model_mode_context_and_cost(server: FakeOpenAI, settings:
     assert repl.toolbar_text() == "gpt-4o-mini · json · context 0% · session $0.0000039"
     repl.show_toolbar(False)
     assert repl.session.bottom_toolbar is None
+
+
+def test_rate_limits_and_server_errors_are_retried_before_any_text(server: FakeOpenAI, settings: Settings) -> None:
+    settings.retries = 3
+    server.enqueue(
+        Script(status=429, retry_after="0", error_message="slow down"),
+        Script(status=503, retry_after="0", error_message="busy"),
+        Script(text="Finally."),
+    )
+    repl, output, _ = run_repl(settings, "hello\r")
+    assert "rate limited (429), retry after 0 s: slow down · try 2 of 4 · retrying in 0 s" in output
+    assert "server error (503): busy · try 3 of 4" in output
+    assert "Finally." in output and len(server.requests) == 3
+    assert roles(repl) == [("user", "hello"), ("assistant", "Finally.")]
+
+
+def test_retries_give_up_after_the_limit_and_never_follow_text(server: FakeOpenAI, settings: Settings) -> None:
+    settings.retries = 1
+    server.enqueue(
+        Script(status=500, retry_after="0"),
+        Script(status=500, retry_after="0", error_message="still down"),
+        Script(text="abcdefgh", chunk_size=2, drop_after=3),
+    )
+    _, output, _ = run_repl(settings, "one\r\x03two\r")
+    assert "error: server error (500): still down" in output
+    assert len(server.requests) == 3  # one try and one retry for "one"; "two" is cut off and not retried
+    assert "connection dropped mid-reply" in output
+
+
+def test_ctrl_c_stops_the_countdown(server: FakeOpenAI, settings: Settings) -> None:
+    settings.retries = 2
+    server.enqueue(Script(status=429, retry_after="30"))
+
+    def interrupt() -> None:
+        while not server.requests:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    repl, output, _ = run_repl(settings, "hello\r")
+    assert time.monotonic() - started < 10
+    assert "interrupted" in output and len(server.requests) == 1
+    assert repl.conversation.turns == []
