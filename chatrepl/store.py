@@ -51,6 +51,9 @@ MIGRATIONS = [
 ]
 
 
+OPEN_PATIENCE = 10.0  # seconds to keep trying while another process holds the database
+
+
 class StoreError(Exception):
     """The database cannot be used; the message says why."""
 
@@ -79,6 +82,14 @@ def default_path(environ: Mapping[str, str]) -> Path:
     return Path(base) / "chatrepl" / "chatrepl.db"
 
 
+def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
+    """The file is not an SQLite database, or a damaged one."""
+    name = getattr(err, "sqlite_errorname", "")
+    if name:
+        return name in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+    return "not a database" in str(err) or "malformed" in str(err)
+
+
 def _create_private(path: Path) -> None:
     """Make the directory (0700) and an empty file (0600) before SQLite opens it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -93,7 +104,7 @@ class Store:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as err:
-            if isinstance(err, sqlite3.OperationalError) and "unable to open" in str(err):
+            if not _is_corrupt(err):  # locked, unreadable, read-only: not a reason to move anything
                 raise StoreError(f"cannot open {path}: {err}") from err
             self.moved_aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(path, self.moved_aside)
@@ -105,16 +116,25 @@ class Store:
 
     def _open(self) -> sqlite3.Connection:
         _create_private(self.path)
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA busy_timeout = 10000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            self._migrate(db)
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
+        deadline = time.monotonic() + OPEN_PATIENCE
+        while True:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA busy_timeout = 10000")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA foreign_keys = ON")
+                self._migrate(db)
+                return db
+            except sqlite3.OperationalError as err:
+                db.close()
+                # Switching a new database to WAL while another process opens it can fail
+                # at once with "locked" instead of waiting: wait here instead.
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            except sqlite3.Error:
+                db.close()
+                raise
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
