@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--local-ctx", type=_flag_type(config.max_tokens), metavar="N", help="the local model's context size"
     )
     parser.add_argument(
+        "--connect-timeout", type=_flag_type(config.timeout), metavar="SECONDS", help="wait for a connection (10)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_flag_type(config.timeout),
+        metavar="SECONDS",
+        help="give up a reply that sends nothing, keep-alives aside, for this long (default 60)",
+    )
+    parser.add_argument(
         "--retries", type=_flag_type(config.retries), metavar="N", help="retries after a 429 or 5xx (default 3)"
     )
     parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +76,41 @@ class ChatError(Exception):
         return self.kind in ("rate_limit", "server")
 
 
+class _IdleWatchdog:
+    """Closes a stream that has sent no event for `seconds`; keep-alive comments do not count."""
+
+    def __init__(self, seconds: float, close: Callable[[], None]) -> None:
+        self.seconds = seconds
+        self.close = close
+        self.fired = False
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name="idle-watchdog", daemon=True).start()
+
+    def saw_event(self) -> None:
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(0.5, self.seconds / 4)):
+            if time.monotonic() - self._last > self.seconds:
+                self.fired = True
+                self.close()  # the read blocked in the other thread fails at once
+                return
+
+
+def _hang_up(response: Any) -> None:
+    """Close a response from another thread: shutting the socket down wakes a read blocked on it."""
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
+
+
 def mask_key(key: str) -> str:
     return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
 
@@ -105,7 +142,7 @@ class ChatClient:
                 self._client = openai.OpenAI(
                     api_key=self.settings.api_key or _KEYLESS_PLACEHOLDER,
                     base_url=self.base_url,
-                    timeout=self.settings.timeout,
+                    timeout=openai.Timeout(self.settings.timeout, connect=self.settings.connect_timeout),
                     max_retries=0,
                 )
             return self._client
@@ -178,8 +215,10 @@ class ChatClient:
         except openai.OpenAIError as err:
             raise self._error(err) from err
         finished = False
+        watchdog = _IdleWatchdog(self.settings.idle_timeout, lambda: _hang_up(stream.response))
         try:
             for chunk in stream:
+                watchdog.saw_event()
                 if getattr(chunk, "usage", None):
                     yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
                 for choice in chunk.choices or []:
@@ -193,16 +232,30 @@ class ChatClient:
                     if choice.finish_reason and index == 0:
                         finished = True
                         yield Finished(choice.finish_reason)
-        except openai.APIConnectionError as err:
-            raise self._stream_broken(err) from err
-        except openai.OpenAIError as err:
-            raise self._error(err) from err
-        except ValueError as err:  # an event that is not JSON
-            raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
+        except Exception as err:
+            if watchdog.fired:
+                raise self._idle_error() from err
+            if isinstance(err, openai.APIConnectionError):
+                raise self._stream_broken(err) from err
+            if isinstance(err, openai.OpenAIError):
+                raise self._error(err) from err
+            if isinstance(err, ValueError):  # an event that is not JSON
+                raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
+            raise
         finally:
+            watchdog.stop()
             stream.close()
+        if watchdog.fired:
+            raise self._idle_error()
         if not finished:
             raise ChatError("incomplete", "the stream ended before the reply was finished")
+
+    def _idle_error(self) -> ChatError:
+        return ChatError(
+            "incomplete",
+            f"no reply text for {self.settings.idle_timeout:g} s: stopped waiting",
+            "change the wait with --idle-timeout",
+        )
 
     def _stream_broken(self, err: Exception) -> ChatError:
         import openai

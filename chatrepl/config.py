@@ -174,6 +174,8 @@ OPTIONS = (
     Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
     Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
     Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
+    Option("connect_timeout", "CHATREPL_CONNECT_TIMEOUT", timeout, "seconds to wait for a connection"),
+    Option("idle_timeout", "CHATREPL_IDLE_TIMEOUT", timeout, "seconds a reply may send nothing before it is given up"),
     Option("retries", "CHATREPL_RETRIES", retries, "retries after a rate limit or server error, 0 to 10"),
     Option("history", "CHATREPL_HISTORY", boolean, "keep the input history in a file"),
     Option("toolbar", "CHATREPL_TOOLBAR", boolean, "show the bottom toolbar"),
@@ -203,6 +205,8 @@ class Settings:
     examples: str | None = None
     json: bool = False
     mode: str = "chat"
+    connect_timeout: float = 10.0
+    idle_timeout: float = 60.0
     retries: int = 3
     history: bool = True
     toolbar: bool = True

@@ -59,6 +59,7 @@ class Script:
     end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
     stall_after: int | None = None  # chunks sent before the server goes silent
     stall_seconds: float = 30.0
+    keepalive: bool = False  # while stalled, send SSE comment lines every 0.1 s
     finish_reason: str = "stop"
     refusal: str | None = None
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
@@ -246,7 +247,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if sent == script.end_without_done:
                     break
                 if sent == script.stall_after:
-                    self.server.closing.wait(script.stall_seconds)
+                    until = time.monotonic() + script.stall_seconds
+                    while time.monotonic() < until and not self.server.closing.wait(0.1):
+                        if script.keepalive:
+                            self._write_chunk(b": keep-alive\n\n")
                     self.close_connection = True
                     return
                 if script.chunks_per_second:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from conftest import TEST_KEY
@@ -168,3 +169,25 @@ def test_a_stream_that_breaks_off_keeps_what_arrived(
 
 def test_lists_the_server_models(settings: Settings) -> None:
     assert ChatClient(settings).list_models() == ["test-model"]
+
+
+@pytest.mark.parametrize("keepalive", [False, True])
+def test_an_idle_stream_is_given_up_even_with_keep_alives(
+    server: FakeOpenAI, settings: Settings, keepalive: bool
+) -> None:
+    settings.idle_timeout = 0.6
+    server.enqueue(Script(text="abcdefgh", chunk_size=2, stall_after=3, stall_seconds=5, keepalive=keepalive))
+    started = time.monotonic()
+    events, error = collect(ChatClient(settings))
+    assert time.monotonic() - started < 3
+    assert error is not None and error.kind == "incomplete"
+    assert "no reply text for 0.6 s: stopped waiting" in error.message
+    assert text_of(events) == "abcd"
+
+
+def test_connect_timeout_is_its_own_setting(settings: Settings) -> None:
+    client = ChatClient(settings)
+    settings.connect_timeout = 2.5
+    client.warm_up()
+    timeout = client._openai().timeout
+    assert (timeout.connect, timeout.read) == (2.5, settings.timeout)
