@@ -170,7 +170,20 @@ def run(argv: Sequence[str] | None) -> int:
 def _exit_on_signal(number: int, frame: object) -> None:
     """SIGTERM and SIGHUP end chatrepl through its normal way out: the reply so far is saved,
     the terminal restored, a local server stopped."""
-    raise SystemExit(128 + number)
+    leaving = SystemExit(128 + number)
+    if "prompt_toolkit" in sys.modules:
+        from prompt_toolkit.application import get_app_or_none
+
+        app = get_app_or_none()
+        if app is not None and app.is_running and app.loop is not None:
+            # Raised inside the prompt's event loop it would be reported there, not end the prompt.
+            def end_prompt() -> None:
+                if app.future is not None and not app.future.done():  # a second signal changes nothing
+                    app.exit(exception=leaving)
+
+            app.loop.call_soon_threadsafe(end_prompt)
+            return
+    raise leaving
 
 
 def _start_local(settings: config.Settings) -> LocalServer | None:
