@@ -101,6 +101,32 @@ class _IdleWatchdog:
                 return
 
 
+def _field(item: Any, name: str, kind: type) -> Any:
+    """`item.name` if it is a `kind`, else None: a chunk's fields are whatever the server sent."""
+    value = getattr(item, name, None)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _chunk_events(chunk: Any) -> Iterator[Event]:
+    """The events in one streamed chunk (chat or legacy completion); fields of the wrong type are ignored."""
+    usage = getattr(chunk, "usage", None)
+    prompt_tokens, completion_tokens = _field(usage, "prompt_tokens", int), _field(usage, "completion_tokens", int)
+    if prompt_tokens is not None or completion_tokens is not None:
+        yield Usage(prompt_tokens or 0, completion_tokens or 0)
+    for choice in _field(chunk, "choices", list) or []:
+        index = _field(choice, "index", int) or 0
+        delta = getattr(choice, "delta", None)
+        text = _field(delta, "content", str) if delta is not None else _field(choice, "text", str)
+        if text:
+            yield TextDelta(text) if index == 0 else OtherChoice(index, text)
+        refusal = _field(delta, "refusal", str)
+        if refusal:
+            yield RefusalDelta(refusal)
+        reason = _field(choice, "finish_reason", str)
+        if reason and index == 0:
+            yield Finished(reason)
+
+
 def _hang_up(response: Any) -> None:
     """Close a response from another thread: shutting the socket down wakes a read blocked on it."""
     network = response.extensions.get("network_stream")
@@ -219,19 +245,9 @@ class ChatClient:
         try:
             for chunk in stream:
                 watchdog.saw_event()
-                if getattr(chunk, "usage", None):
-                    yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices or []:
-                    index = getattr(choice, "index", 0) or 0
-                    delta = getattr(choice, "delta", None)
-                    text = delta.content if delta is not None else getattr(choice, "text", None)
-                    if text:
-                        yield TextDelta(text) if index == 0 else OtherChoice(index, text)
-                    if delta is not None and getattr(delta, "refusal", None):
-                        yield RefusalDelta(delta.refusal)
-                    if choice.finish_reason and index == 0:
-                        finished = True
-                        yield Finished(choice.finish_reason)
+                for event in _chunk_events(chunk):
+                    finished = finished or isinstance(event, Finished)
+                    yield event
         except Exception as err:
             if watchdog.fired:
                 raise self._idle_error() from err

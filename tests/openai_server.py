@@ -63,6 +63,7 @@ class Script:
     finish_reason: str = "stop"
     refusal: str | None = None
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
+    raw_body: list[bytes] | None = None  # exact bytes of the event stream, in these pieces
     chunks_per_second: float | None = None  # pace chunks on a fixed schedule instead of `delay`
     other_choices: list[str] | None = None  # legacy completions with n > 1: the texts after the first
 
@@ -239,6 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         started = time.monotonic()
+        if script.raw_body is not None:
+            for piece in script.raw_body:
+                self._write_chunk(piece)
+            self._write_chunk(b"")
+            return
         try:
             for sent, event in enumerate(self._events(script, body)):
                 if sent == script.drop_after:

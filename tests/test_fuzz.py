@@ -1,0 +1,101 @@
+"""Whatever a server sends back, chatrepl reports it in a line and the conversation stays whole."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openai_server import FakeOpenAI, Script
+from rich.console import Console
+
+from chatrepl.client import ChatClient
+from chatrepl.config import Settings
+from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
+from chatrepl.models import ModelInfo
+from chatrepl.render import MarkdownRenderer
+from chatrepl.repl import FAILED, Notices, run_turn
+from chatrepl.store import TurnJournal
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+deltas = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.none() | st.text(max_size=40) | st.integers(),
+        "role": st.sampled_from(["assistant", None, "tool"]),
+        "refusal": st.none() | st.text(max_size=20),
+        "surprise": json_values,
+    },
+)
+choices = st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.integers(-1, 3) | st.none(),
+        "delta": deltas | st.none() | json_values,
+        "finish_reason": st.sampled_from([None, "stop", "length", "content_filter", "tool_calls", "weird"]),
+        "text": st.text(max_size=10),
+    },
+)
+chunks = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=5),
+        "choices": st.none() | st.lists(choices, max_size=3) | json_values,
+        "usage": st.none()
+        | st.fixed_dictionaries({"prompt_tokens": st.integers(0, 10**6), "completion_tokens": st.integers(0, 10**6)})
+        | json_values,
+        "error": st.none() | st.fixed_dictionaries({"message": st.text(max_size=30)}),
+    },
+)
+events = st.lists(
+    st.one_of(
+        chunks.map(json.dumps),
+        st.text(max_size=30),  # not JSON at all
+        st.just("x" * 100_000),  # a huge event
+        st.just("[DONE]"),
+    ),
+    max_size=12,
+)
+
+
+def framed(data: list[str], cuts: list[int]) -> list[bytes]:
+    """The events as an SSE byte stream, cut into pieces at arbitrary places (even mid-character)."""
+    stream = "".join(f"data: {event}\n\n" if not event.startswith(":") else f"{event}\n" for event in data).encode()
+    points = sorted({cut % (len(stream) + 1) for cut in cuts} | {0, len(stream)})
+    return [stream[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=events, cuts=st.lists(st.integers(min_value=0), max_size=8))
+def test_any_server_stream_leaves_a_consistent_conversation(
+    server: FakeOpenAI, data: list[str], cuts: list[int]
+) -> None:
+    settings_ = Settings(api_key="sk-fuzz", base_url=server.url, model="m", timeout=5, retries=0, idle_timeout=5)
+    server.enqueue(Script(raw_body=framed(data, cuts)))
+    conversation = Conversation("system")
+    conversation.add_user("hello")
+    out = io.StringIO()
+    console = Console(file=out, width=60, color_system=None)
+    result = run_turn(
+        conversation,
+        ChatClient(settings_),
+        ModelInfo("m"),
+        MarkdownRenderer(console),
+        Notices(console),
+        TurnJournal(None, lambda message: None),
+    )
+    assert result.status in (COMPLETE, INCOMPLETE, INTERRUPTED, FAILED)
+    assert "Traceback" not in out.getvalue()
+    roles = [turn.role for turn in conversation.turns]
+    if result.status == FAILED:
+        assert roles == [] and result.content is None
+        assert "error:" in out.getvalue()
+    else:
+        assert roles == ["user", "assistant"]
+        assert conversation.turns[-1].content == (result.content or "")
