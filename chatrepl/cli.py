@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--session", type=int, metavar="ID", help="go on with saved conversation ID (see /sessions)")
     parser.add_argument("--no-save", action="store_true", help="keep this session out of the history database")
     parser.add_argument("--db", metavar="PATH", help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)")
+    parser.add_argument(
+        "--print-config", action="store_true", help="show every setting, its value and where it came from"
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return parser
@@ -145,6 +148,9 @@ def run(argv: Sequence[str] | None) -> int:
         return 2
     for warning in settings.warnings:
         _report("warning", warning)
+    if args.print_config:
+        print(config.describe(settings))
+        return 0
     from chatrepl import local
 
     automatic = False

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.config import Settings
+from chatrepl.config import Settings, mask_key
 from chatrepl.conversation import COMPLETION_USER, completion_prompt
 from chatrepl.models import ModelInfo
 
@@ -135,10 +135,6 @@ def _hang_up(response: Any) -> None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
     response.close()
-
-
-def mask_key(key: str) -> str:
-    return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
 
 
 class ChatClient:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from chatrepl import config
 from chatrepl.conversation import from_json, to_json, to_markdown
+from chatrepl.render import code_blocks
 
 if TYPE_CHECKING:
     from chatrepl.repl import Repl
@@ -262,6 +263,54 @@ def _edit(repl: Repl, arg: str) -> bool:
     return True
 
 
+FILE_LIMIT = 256 * 1024  # bytes of one attached file
+
+
+def _file(repl: Repl, arg: str) -> bool:
+    name, _, question = arg.partition(" ")
+    if not name:
+        repl.notices.error("usage: /file PATH [question]")
+        return True
+    path = Path(name).expanduser()
+    try:
+        size = path.stat().st_size
+        if size > FILE_LIMIT:
+            raise ValueError(f"it is {size:,} bytes; the limit is {FILE_LIMIT:,}")
+        data = path.read_bytes()
+        if b"\0" in data:
+            raise ValueError("it is a binary file")
+        text = data.decode("utf-8")
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        reason = "it is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
+        repl.notices.error(f"cannot attach {name}: {reason}")
+        return True
+    repl.attachments.append(f"File {path.name}:\n\n```\n{text}\n```")
+    if question.strip():
+        repl.ask(question.strip())
+    else:
+        repl.notices.note(f"{path.name} ({size:,} bytes) goes with your next message")
+    return True
+
+
+def _copy(repl: Repl, arg: str) -> bool:
+    replies = [turn.content for turn in repl.conversation.turns if turn.role == "assistant"]
+    if not replies:
+        repl.notices.error("no reply to copy yet")
+        return True
+    text = replies[-1]
+    if arg:
+        blocks = code_blocks(text)
+        if not arg.isdigit() or not 1 <= int(arg) <= len(blocks):
+            repl.notices.error(f"the last reply has {len(blocks)} code block(s): /copy 1 to /copy {len(blocks)}")
+            return True
+        text = blocks[int(arg) - 1]
+    if not repl.copy_to_clipboard(text):
+        repl.notices.error("copying needs a terminal: the clipboard is written through it (OSC 52)")
+        return True
+    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52)")
+    return True
+
+
 def _clear(repl: Repl, arg: str) -> bool:
     repl.console.clear()
     return True
@@ -292,6 +341,8 @@ COMMANDS = (
     Command("retry", (), "", "ask for the last reply again, replacing it", _retry),
     Command("undo", (), "", "remove the last message and its reply", _undo),
     Command("clear", (), "", "clear the screen (the conversation stays)", _clear),
+    Command("file", (), "PATH [QUESTION]", "attach a text file to the next message (or ask QUESTION now)", _file),
+    Command("copy", (), "[N]", "copy the last reply, or its N-th code block, to the clipboard", _copy),
     Command("edit", (), "[TEXT]", "write the message in $VISUAL or $EDITOR (Ctrl-X Ctrl-E does too)", _edit),
     Command("multiline", (), "[on|off]", "Enter adds a line and Alt-Enter sends, or back", _multiline),
     Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),

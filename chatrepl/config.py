@@ -288,6 +288,25 @@ def load_settings(
     return settings
 
 
+def mask_key(key: str) -> str:
+    """A key as it may be shown: sk-...abcd."""
+    return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
+
+
+def describe(settings: Settings) -> str:
+    """Every setting with its value and where it came from; the key masked."""
+    lines = []
+    for option in OPTIONS:
+        value = getattr(settings, option.key)
+        if option.key == "api_key" and value:
+            value = mask_key(value)
+        source = settings.sources.get(option.key, "default")
+        lines.append(f"{option.key} = {value!r}  ({source})")
+    for name in settings.models:
+        lines.append(f"models.{name} = {settings.models[name]!r}  (config file)")
+    return "\n".join(lines)
+
+
 def missing_key_message(path: Path) -> str:
     return (
         "no API key: set OPENAI_API_KEY in the environment, put OPENAI_API_KEY=... in a .env file, "

@@ -130,6 +130,11 @@ def _block_parser() -> Any:
     return MarkdownIt().enable("strikethrough").enable("table").disable("inline")
 
 
+def code_blocks(text: str) -> list[str]:
+    """The contents of the fenced and indented code blocks in a markdown text, in order."""
+    return [token.content for token in _block_parser().parse(text) if token.type in ("fence", "code_block")]
+
+
 def render_whole(console: Console, text: str) -> None:
     """Print a whole reply at once: what streaming it through MarkdownRenderer leaves in scrollback."""
     console.print(markdown(sanitize(text)), crop=False)

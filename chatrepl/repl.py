@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
 import os
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import History, InMemoryHistory
@@ -28,7 +29,7 @@ from rich.text import Text
 
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, TextDelta, Usage
-from chatrepl.config import SAMPLING_KEYS
+from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS
 from chatrepl.conversation import (
     COMPLETE,
     INCOMPLETE,
@@ -389,28 +390,36 @@ def run_once(
 
 
 class _ArgumentCompleter(Completer):
-    """Tab completion of command names, model names after /model and keys after /set."""
+    """Tab completion of commands and their arguments, each with a one-line description."""
 
     def __init__(self, repl: Repl) -> None:
         self.repl = repl
+        self.paths = PathCompleter(expanduser=True)
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         text = document.text_before_cursor
         if not text.startswith("/"):
             return
         word, space, argument = text.partition(" ")
+        if word == "/file" and space and " " not in argument:
+            yield from self.paths.get_completions(Document(argument), complete_event)
+            return
+        candidates: dict[str, str]  # completion -> description
         if not space:
-            candidates = [f"/{command.name}" for command in commands.COMMANDS]
+            candidates = {f"/{command.name}": command.help for command in commands.COMMANDS}
             argument = word
         elif word == "/model":
-            candidates = sorted({*self.repl.catalogue.names(), *self.repl.server_models})
+            names = {*self.repl.catalogue.names(), *self.repl.server_models}
+            candidates = {name: "" for name in sorted(names)}
         elif word == "/set":
-            candidates = list(SAMPLING_KEYS)
+            candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
+        elif word == "/resume" and self.repl.store is not None:
+            candidates = {str(row.id): row.title for row in self.repl.store.conversations()}
         else:
             return
-        for candidate in candidates:
+        for candidate, description in candidates.items():
             if candidate.startswith(argument):
-                yield Completion(candidate, start_position=-len(argument))
+                yield Completion(candidate, start_position=-len(argument), display_meta=sanitize(description))
 
 
 def _input_keys(repl: Repl) -> KeyBindings:
@@ -468,6 +477,7 @@ class Repl:
         self.journal = TurnJournal(store, self.notices.warning)
         self.server_models: list[str] = []  # filled in the background from the server's /models
         self.pending = ""  # text for the next prompt: a failed message, an edited one
+        self.attachments: list[str] = []  # files (/file) that go with the next message
         self.multiline = False
         self.context_used: float | None = None  # share of the model's window the last turn took
         self.session: PromptSession[str] = PromptSession(
@@ -606,22 +616,35 @@ class Repl:
                 return 0
 
     def ask(self, text: str) -> None:
-        """Send a message and show the reply; if the request fails the text is offered again."""
-        self.conversation.add_user(text)
-        self.answer()
+        """Send a message (with any attached files) and show the reply; if the request fails the
+        text is offered again, and the files stay attached."""
+        self.conversation.add_user("\n\n".join([*self.attachments, text]))
+        if self.answer():
+            self.attachments = []
+        else:
+            self.pending = text
 
-    def answer(self, retry: bool = False) -> None:
-        """Answer the conversation's last message; `retry` replaces the saved reply to it."""
+    def copy_to_clipboard(self, text: str) -> bool:
+        """Ask the terminal to put `text` on the clipboard (OSC 52, which works over ssh too)."""
+        if not self.console.is_terminal:
+            return False
+        encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        self.console.file.write(f"\x1b]52;c;{encoded}\x07")
+        self.console.file.flush()
+        return True
+
+    def answer(self, retry: bool = False) -> bool:
+        """Answer the conversation's last message; `retry` replaces the saved reply to it.
+        False when nothing came back."""
         self.console.print()
         rules = self.catalogue.lookup(self.settings.model)
         result = run_turn(
             self.conversation, self.client, rules, self._renderer(), self.notices, self.journal, retry=retry
         )
-        if result.status == FAILED and not retry:
-            self.pending = result.question
         if result.usage is not None:
             self.tally.add(result.usage, result.cost)
             self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
             if rules.context:
                 self.context_used = (result.usage.prompt_tokens + result.usage.completion_tokens) / rules.context
         self.console.print()
+        return result.status != FAILED

@@ -213,3 +213,18 @@ def test_a_bad_examples_file_is_named(cli_env: dict[str, str], tmp_path: Path) -
     result = chatrepl(cli_env, "--examples", str(examples), "hi", stdin="")
     assert result.returncode == 2
     assert f"cannot use the examples file {examples}: example 1 needs a role" in result.stderr
+
+
+def test_print_config_shows_values_and_sources_with_the_key_masked(cli_env: dict[str, str], tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('model = "from-file"\ntemperature = 0.4\n')
+    env = {**cli_env, "CHATREPL_CONFIG": str(config_file)}
+    result = chatrepl(env, "--print-config", "--max-tokens", "77", stdin="")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "api_key = 'sk-...cdef'  (OPENAI_API_KEY in environment)" in lines
+    assert TEST_KEY not in result.stdout
+    assert "model = 'test-model'  (CHATREPL_MODEL in environment)" in lines
+    assert f"temperature = 0.4  ({config_file} key 'temperature')" in lines
+    assert "max_tokens = 77  (--max-tokens)" in lines
+    assert "timeout = 60.0  (default)" in lines

@@ -420,3 +420,64 @@ def test_ctrl_c_stops_the_countdown(server: FakeOpenAI, settings: Settings) -> N
     assert time.monotonic() - started < 10
     assert "interrupted" in output and len(server.requests) == 1
     assert repl.conversation.turns == []
+
+
+def test_file_attaches_text_and_refuses_binary_and_big_files(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nremember the milk\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x00\x00")
+    (tmp_path / "big.txt").write_text("x" * 300_000)
+    keys = f"/file {notes}\rsummarize\r/file {tmp_path / 'image.png'}\r/file {tmp_path / 'big.txt'}\r"
+    keys += f"/file {notes} what to buy?\r/file {tmp_path / 'missing.txt'}\r"
+    _, output, _ = run_repl(settings, keys)
+    first, second = (request["messages"][-1]["content"] for request in server.requests)
+    assert first == "File notes.md:\n\n```\n# Notes\n\nremember the milk\n\n```\n\nsummarize"
+    assert second.endswith("remember the milk\n\n```\n\nwhat to buy?")
+    assert "notes.md (27 bytes) goes with your next message" in output
+    assert "cannot attach" in output and "it is a binary file" in output and "the limit is 262,144" in output
+    assert output.count("cannot attach") == 3
+
+
+def test_copy_writes_the_clipboard_through_the_terminal(server: FakeOpenAI, settings: Settings) -> None:
+    import base64
+
+    reply = "Run this:\n\n```sh\necho one\n```\n\nand\n\n```py\nprint(2)\n```\n"
+    server.enqueue(Script(text=reply))
+    with create_pipe_input() as pipe:
+        pipe.send_text("/copy\rhello\r/copy 2\r/copy 3\r/copy\r\x03\x04")
+        out = io.StringIO()
+        console = Console(file=out, width=80, force_terminal=True, color_system=None)
+        Repl(settings, Catalogue({}), console=console, prompt_io={"input": pipe, "output": DummyOutput()}).run()
+    output = out.getvalue()
+    assert "no reply to copy yet" in output
+    assert f"\x1b]52;c;{base64.b64encode(b'print(2)' + bytes([10])).decode()}\x07" in output
+    assert "the last reply has 2 code block(s)" in output
+    assert f"\x1b]52;c;{base64.b64encode(reply.encode()).decode()}\x07" in output
+
+
+def test_copy_needs_a_terminal(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "hello\r/copy\r")
+    assert "copying needs a terminal" in output
+
+
+def test_completion_of_paths_and_saved_sessions(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from chatrepl.store import Store
+
+    (tmp_path / "report.txt").write_text("x")
+    store = Store(tmp_path / "db.sqlite")
+    store.new_conversation("m", "s", "about cats")
+    repl, _, _ = run_repl(settings, "", store=store)
+    completer = repl.session.completer
+    assert completer is not None
+    event = CompleteEvent(completion_requested=True)
+    paths = [c.text for c in completer.get_completions(Document(f"/file {tmp_path}/rep"), event)]
+    assert paths == ["ort.txt"]
+    sessions = list(completer.get_completions(Document("/resume "), event))
+    assert [(c.text, c.display_meta_text) for c in sessions] == [("1", "about cats")]
+    commands_ = {c.text: c.display_meta_text for c in completer.get_completions(Document("/re"), event)}
+    assert commands_["/retry"] == "ask for the last reply again, replacing it"
