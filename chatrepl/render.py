@@ -196,11 +196,12 @@ class MarkdownRenderer:
         self._gap_after_printed = False  # rich wants a blank line after the last block printed
         self._live = _LiveArea(console) if console.is_terminal and not console.is_dumb_terminal else None
         self._last_refresh = 0.0
+        self._parse_at = 0  # length of _pending at which a line end is worth a parse anyway
 
     def feed(self, text: str) -> None:
         text = sanitize(text)
         self._pending += text
-        if "\n" in text:
+        if "\n" in text and (self._blank_line_ended(len(text)) or len(self._pending) >= self._parse_at):
             self._print_finished_blocks()
         now = time.monotonic()
         if self._live is not None and now - self._last_refresh >= 1 / FPS:
@@ -214,13 +215,21 @@ class MarkdownRenderer:
             self._print(self._pending)
         self._pending = ""
 
+    def _blank_line_ended(self, new: int) -> bool:
+        """Whether the last `new` characters completed a blank line, where most blocks end."""
+        return "\n\n" in self._pending[-new - 1 :] or bool(re.search(r"\n[ \t]+\n", self._pending[-new - 80 :]))
+
     def _print_finished_blocks(self) -> None:
+        # Parsing is linear in the pending text, so between blank lines a long block is parsed
+        # again only once it has doubled: the total stays linear, a finished block may wait.
         complete = self._pending[: self._pending.rfind("\n") + 1]
         blocks = _top_level_blocks(_block_parser().parse(complete))
+        self._parse_at = 2 * len(self._pending)
         if len(blocks) < 2:
             return
         cut = _line_offset(complete, blocks[-1][0])
         finished, self._pending = self._pending[:cut], self._pending[cut:]
+        self._parse_at = 2 * len(self._pending)
         if self._live is not None:
             self._live.clear()
         self._print(finished)
@@ -245,11 +254,20 @@ class MarkdownRenderer:
             return
         from rich.console import Group
 
-        tail = markdown(self._pending)
+        tail = markdown(self._visible_source())
         blocks = _top_level_blocks(tail.parsed)
         gap = bool(blocks) and self._needs_gap(blocks[0])
         # Only what fits on screen is live: rows that scroll off cannot be redrawn.
         self._live.show(Group("", tail) if gap else tail, max_rows=self.console.height - 2)
+
+    def _visible_source(self) -> str:
+        """Enough of the end of the pending text to fill the live area: a long block is not
+        rendered whole at every frame (its first line is kept, so a code fence stays code)."""
+        lines = self._pending.split("\n")
+        keep = 2 * self.console.height
+        if len(lines) <= keep + 1:
+            return self._pending
+        return "\n".join([lines[0], *lines[-keep:]])
 
 
 def _line_offset(text: str, line: int) -> int:

@@ -481,3 +481,20 @@ def test_completion_of_paths_and_saved_sessions(server: FakeOpenAI, settings: Se
     assert [(c.text, c.display_meta_text) for c in sessions] == [("1", "about cats")]
     commands_ = {c.text: c.display_meta_text for c in completer.get_completions(Document("/re"), event)}
     assert commands_["/retry"] == "ask for the last reply again, replacing it"
+
+
+def test_a_one_megabyte_paste_and_bytes_that_are_not_utf8(server: FakeOpenAI, settings: Settings) -> None:
+    big = ("word " * 20 + "\n") * 9500  # about 1 MB
+    server.enqueue(Script(text="got it"), Script(text="got that"))
+    with create_pipe_input() as pipe:
+
+        def type_in() -> None:  # from another thread: more than a pipe's buffer waits for the reader
+            pipe.send_text("\x1b[200~" + big + "\x1b[201~\r")
+            pipe.send_bytes(b"caf\xe9 \xff\xfe ok\r\x03\x04")
+
+        threading.Thread(target=type_in, daemon=True).start()
+        console = Console(file=io.StringIO(), width=80, color_system=None)
+        Repl(settings, Catalogue(), console=console, prompt_io={"input": pipe, "output": DummyOutput()}).run()
+    first, second = (request["messages"][-1]["content"] for request in server.requests)
+    assert first == big.rstrip("\n") or first == big
+    assert second.startswith("caf") and second.endswith(" ok")
