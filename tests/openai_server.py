@@ -16,6 +16,7 @@ import contextlib
 import json
 import queue
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -140,6 +141,11 @@ class FakeOpenAI(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FakeOpenAI
+
+    def setup(self) -> None:
+        super().setup()
+        # As real API servers do: no Nagle delay between the small writes of a stream.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
