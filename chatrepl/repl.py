@@ -292,7 +292,8 @@ def _stream(
                         attempts += 1
                         notices.countdown(f"{err.message} · try {attempts + 1} of {client.settings.retries + 1}", wait)
                         continue
-                    reply.error, reply.status = err, INCOMPLETE if err.kind == "incomplete" else FAILED
+                    broken = err.kind == "incomplete" or reply.parts  # an error after text still leaves text
+                    reply.error, reply.status = err, INCOMPLETE if broken else FAILED
                 break
         except KeyboardInterrupt:
             reply.status = INTERRUPTED

@@ -6,7 +6,7 @@ import io
 import itertools
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from openai_server import FakeOpenAI, Script
 from rich.console import Console
@@ -73,6 +73,7 @@ def framed(data: list[str], cuts: list[int]) -> list[bytes]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=events, cuts=st.lists(st.integers(min_value=0), max_size=8))
+@example(data=['{"choices": [{"index": null, "text": "0"}]}', '{"error": {"message": ""}}'], cuts=[])
 def test_any_server_stream_leaves_a_consistent_conversation(
     server: FakeOpenAI, data: list[str], cuts: list[int]
 ) -> None:
