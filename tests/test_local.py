@@ -99,27 +99,18 @@ def test_sigterm_and_sighup_stop_chatrepl_and_its_server(clean_env: dict[str, st
     assert servers and wait_gone(servers[0], 8)
 
 
+def answer_once(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [installed_chatrepl(), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
 def test_one_shot_with_the_local_model(clean_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [installed_chatrepl(), "--local", "Say hello."],
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    result = answer_once(clean_env, "--local", "Say hello.")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
 def test_without_a_key_the_local_model_is_used_automatically(clean_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [installed_chatrepl(), "Say hi."],
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    result = answer_once(clean_env, "Say hi.")
     assert result.returncode == 0, result.stderr
     assert "no OPENAI_API_KEY: using the bundled local model SmolLM2-135M-Instruct" in result.stderr
