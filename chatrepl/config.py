@@ -217,11 +217,23 @@ class Settings:
     warnings: list[str] = field(default_factory=list)
 
 
+_XDG_DEFAULTS = {
+    "XDG_CONFIG_HOME": (".config",),
+    "XDG_DATA_HOME": (".local", "share"),
+    "XDG_STATE_HOME": (".local", "state"),
+}
+
+
+def app_dir(environ: Mapping[str, str], variable: str) -> Path:
+    """chatrepl's folder in an XDG base directory, e.g. $XDG_STATE_HOME/chatrepl (the spec's default if unset)."""
+    base = environ.get(variable) or str(Path.home().joinpath(*_XDG_DEFAULTS[variable]))
+    return Path(base) / "chatrepl"
+
+
 def config_path(environ: Mapping[str, str]) -> Path:
     if environ.get("CHATREPL_CONFIG"):
         return Path(environ["CHATREPL_CONFIG"]).expanduser()
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "chatrepl" / "config.toml"
+    return app_dir(environ, "XDG_CONFIG_HOME") / "config.toml"
 
 
 def read_dotenv(start: Path) -> tuple[Path | None, dict[str, str]]:

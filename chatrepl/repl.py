@@ -29,7 +29,7 @@ from rich.text import Text
 
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, TextDelta, Usage
-from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS
+from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir
 from chatrepl.conversation import (
     COMPLETE,
     INCOMPLETE,
@@ -244,7 +244,7 @@ def fit_context(conversation: Conversation, settings: Settings, rules: ModelInfo
     """Leave out the oldest exchanges until the prompt and the reply budget fit the model's window."""
     if not rules.context:
         return 0
-    reply_budget = settings.max_tokens or min(rules.max_output or rules.context // 4, rules.context // 4)
+    reply_budget = settings.max_tokens or min(rules.max_output or rules.context, rules.context // 4)
     dropped = 0
     while estimate_tokens(request_messages(conversation, settings)) + reply_budget > rules.context:
         if not conversation.drop_oldest_exchange():
@@ -438,8 +438,7 @@ def _input_keys(repl: Repl) -> KeyBindings:
 
 
 def history_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "chatrepl" / "history"
+    return app_dir(environ, "XDG_STATE_HOME") / "history"
 
 
 def _file_history(path: Path) -> History:

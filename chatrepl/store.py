@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatrepl.config import app_dir
+
 if TYPE_CHECKING:
     from chatrepl.conversation import Conversation
 
@@ -78,8 +80,7 @@ class MessageRow:
 def default_path(environ: Mapping[str, str]) -> Path:
     if environ.get("CHATREPL_DB"):
         return Path(environ["CHATREPL_DB"]).expanduser()
-    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "chatrepl" / "chatrepl.db"
+    return app_dir(environ, "XDG_DATA_HOME") / "chatrepl.db"
 
 
 def _is_corrupt(err: sqlite3.DatabaseError) -> bool:

@@ -121,5 +121,7 @@ def test_the_example_env_file_lists_every_variable_read() -> None:
     root = Path(__file__).resolve().parent.parent
     listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
     source = "".join(path.read_text() for path in (root / "chatrepl").glob("*.py"))
-    read = {option.env for option in OPTIONS} | set(re.findall(r"""environ(?:\.get\(|\[)["']([A-Z_]+)""", source))
+    read = {option.env for option in OPTIONS} | set(
+        re.findall(r"""(?:environ(?:\.get\(|\[)|app_dir\(environ, )["']([A-Z_]+)""", source)
+    )
     assert read - listed == set()
