@@ -103,6 +103,23 @@ def test_ctrl_c_mid_reply_stops_it_and_keeps_the_session(server: FakeOpenAI, ter
     assert len(server.requests) == 2
 
 
+def test_a_resize_mid_reply_wraps_what_follows_at_the_new_width(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
+    paragraphs = [" ".join(f"{letter}{n}" for n in range(60)) for letter in "abcdef"]
+    server.enqueue(Script(text="\n\n".join(paragraphs), chunk_size=8, delay=0.01))
+    type_line(terminal, "long paragraphs")
+    terminal.expect_exact("b20 ")
+    terminal.setwinsize(30, 50)
+    terminal.expect_exact("d0 ")  # printed after chatrepl saw the new size
+    terminal.expect_exact(PROMPT)
+    after = re.split(r"\r\n|\r", screen_text(terminal))
+    assert max(len(line) for line in after) <= 50
+    shown = " ".join(" ".join(after).split())
+    for paragraph in paragraphs[3:]:
+        assert paragraph[3:] in shown  # the whole paragraph, wrapped, no word lost
+    terminal.sendeof()
+    terminal.expect(pexpect.EOF)
+
+
 def test_wide_characters_and_markdown_on_a_terminal(server: FakeOpenAI, terminal: pexpect.spawn) -> None:
     server.enqueue(Script(text="你好，世界！\n\n- 第一\n- 第二\n\n```python\nprint('hi')\n```\n", chunk_size=3))
     shown = ask(terminal, "chinese please")

@@ -311,6 +311,7 @@ def test_sigterm_or_sighup_mid_reply_saves_the_partial(
     child.expect("word word word")
     os.kill(child.pid, number)
     child.expect(pexpect.EOF)
+    assert child.getecho()  # the terminal is restored: typing is echoed again
     child.close()
     assert child.exitstatus == 128 + number and "Traceback" not in child.before
     ((content, status),) = rows(db, "SELECT content, status FROM messages WHERE role = 'assistant'")
