@@ -169,7 +169,9 @@ class _LiveArea:
     def clear(self) -> None:
         rows = self._rows()
         if rows:
-            self.console.file.write(f"\r\x1b[{rows}A\x1b[J")
+            # Erased line by line from the bottom up: tmux files a screen erased from its
+            # top-left corner (ESC[J there) into scrollback, which would leave copies behind.
+            self.console.file.write("\r\x1b[2K" + "\x1b[1A\x1b[2K" * rows)
             self.console.file.flush()
         self._widths = []
 

@@ -16,7 +16,7 @@ from chatrepl.render import MarkdownRenderer, PlainRenderer, _LiveArea, render_w
 
 REPLIES = sorted((Path(__file__).parent / "replies").glob("*.md"))
 # What our own rendering may write: colours and styles, and the live area's redraw.
-OWN_SEQUENCES = re.compile(r"\x1b\[[0-9;]*m|\r\x1b\[\d+A\x1b\[J")
+OWN_SEQUENCES = re.compile(r"\x1b\[[0-9;]*m|\r\x1b\[2K(\x1b\[1A\x1b\[2K)+")
 LINES = [
     "# Heading",
     "## Heading 你好",
@@ -172,4 +172,4 @@ def test_live_area_counts_rows_after_the_terminal_narrows() -> None:
     console.size = (20, 20)  # the terminal re-wraps the 40-cell line onto two rows
     console.file.truncate(0)
     live.clear()
-    assert console.file.getvalue().endswith("\r\x1b[3A\x1b[J")
+    assert console.file.getvalue().endswith("\r\x1b[2K" + "\x1b[1A\x1b[2K" * 3)
