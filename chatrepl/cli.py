@@ -15,6 +15,7 @@ from chatrepl import __version__, config
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
     from chatrepl.local import LocalServer
+    from chatrepl.models import Catalogue
     from chatrepl.store import Store
 
 EXAMPLES = """\
@@ -116,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--multiline", action="store_true", default=None, help="Enter adds a line and Alt-Enter sends (/multiline)"
     )
     parser.add_argument(
-        "-c", "--continue", dest="resume_last", action="store_true", help="go on with the last saved conversation"
+        "-c",
+        "--continue",
+        dest="resume_last",
+        action="store_true",
+        help="go on with the last saved conversation (with a question: answer it there, once)",
     )
     parser.add_argument("--session", type=int, metavar="ID", help="go on with saved conversation ID (see /sessions)")
     parser.add_argument(
@@ -176,17 +181,7 @@ def run(argv: Sequence[str] | None) -> int:
         if not automatic:
             _report("error", config.missing_key_message(config.config_path(os.environ)))
             return 2
-    if not settings.local and not automatic:
-        return _converse(args, settings)
-    server = _start_local(settings)
-    if server is None:
-        return 2
-    if automatic:
-        _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
-    try:
-        return _converse(args, settings)
-    finally:
-        server.stop()
+    return _converse(args, settings, bool(settings.local) or automatic, automatic)
 
 
 def _exit_on_signal(number: int, frame: object) -> None:
@@ -208,7 +203,7 @@ def _exit_on_signal(number: int, frame: object) -> None:
     raise leaving
 
 
-def _start_local(settings: config.Settings) -> LocalServer | None:
+def _start_local(settings: config.Settings, catalogue: Catalogue) -> LocalServer | None:
     """Serve the local model and point the settings at it; None after reporting why it cannot be."""
     from pathlib import Path
 
@@ -228,7 +223,7 @@ def _start_local(settings: config.Settings) -> LocalServer | None:
         _report("error", str(err))
         return None
     settings.base_url, settings.api_key, settings.model = server.base_url, None, server.name
-    settings.models = {**settings.models, server.name: local.catalogue_entry(server.context)}
+    catalogue.add(server.name, local.catalogue_entry(server.context))
     return server
 
 
@@ -244,8 +239,9 @@ def _spinner(message: str) -> Iterator[Callable[[float], None]]:
         yield lambda elapsed: status.update(f"{message}… {elapsed:.0f} s")
 
 
-def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
-    """Answer once or hold a conversation, with settings that are ready to use."""
+def _converse(args: argparse.Namespace, settings: config.Settings, use_local: bool, automatic: bool) -> int:
+    """Answer once or hold a conversation, once everything asked for is known to be usable;
+    a local model is started last, as it takes a while."""
     plain = not settings.markdown or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
     if not sys.stdin.isatty():
@@ -254,6 +250,9 @@ def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
         if not question:
             _report("error", "nothing to ask: standard input was empty")
             return 2
+    if not question and not sys.stdout.isatty():
+        _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
+        return 2
     from chatrepl import repl
     from chatrepl.models import Catalogue
 
@@ -266,11 +265,6 @@ def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
     if examples is None:
         return 2
     store = _open_store(settings.db) if settings.save else None
-    if question:
-        return repl.run_once(settings, catalogue, store, examples, question, plain=plain, debug=args.debug)
-    if not sys.stdout.isatty():
-        _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
-        return 2
     wanted = None
     if args.resume_last or args.session is not None:
         if store is None:
@@ -280,7 +274,22 @@ def _converse(args: argparse.Namespace, settings: config.Settings) -> int:
         if wanted is None or store.conversation(wanted) is None:
             _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
             return 2
-    return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(resume=wanted)
+    server = _start_local(settings, catalogue) if use_local else None
+    if use_local and server is None:
+        return 2
+    if automatic and server is not None:
+        _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
+    try:
+        if question:
+            return repl.run_once(
+                settings, catalogue, store, examples, question, plain=plain, debug=args.debug, resume=wanted
+            )
+        return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(
+            resume=wanted
+        )
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def _read_examples(path: str | None) -> list[Turn] | None:

@@ -54,6 +54,9 @@ class Catalogue:
             merged.pop("name", None)
             self._models[name] = _info(name, merged, "config.toml")
 
+    def add(self, name: str, entry: dict[str, Any]) -> None:
+        self._models[name] = _info(name, entry, "chatrepl")
+
     def names(self) -> list[str]:
         return sorted(self._models)
 

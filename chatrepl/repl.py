@@ -41,7 +41,7 @@ from chatrepl.conversation import (
 )
 from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, Renderer, json_problem, markdown
 from chatrepl.sanitize import sanitize
-from chatrepl.store import Store, TurnJournal
+from chatrepl.store import ConversationRow, Store, TurnJournal
 
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyPressEvent
@@ -370,6 +370,16 @@ def run_turn(
     return TurnResult(status, question, content, usage, cost, finish_reason)
 
 
+def restore(store: Store, conversation_id: int, examples: list[Turn]) -> tuple[ConversationRow, Conversation] | None:
+    """A saved conversation, ready to go on, with its row; None if there is none."""
+    found = store.conversation(conversation_id)
+    if found is None:
+        return None
+    row, messages = found
+    turns = [Turn(m.role, m.content, m.status) for m in messages]
+    return row, Conversation(row.system_prompt, turns, examples=examples)
+
+
 def run_once(
     settings: Settings,
     catalogue: Catalogue,
@@ -378,14 +388,19 @@ def run_once(
     question: str,
     plain: bool,
     debug: bool,
+    resume: int | None = None,
 ) -> int:
-    """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted."""
+    """Answer one question on stdout and exit: 0 done, 1 failed, 130 interrupted.
+    With `resume`, the question goes on that saved conversation."""
     client = ChatClient(settings)
     conversation = Conversation(settings.system, examples=examples)
-    conversation.add_user(question)
     renderer = PlainRenderer(sys.stdout) if plain else MarkdownRenderer(Console())
     notices = Notices(Console(stderr=True, color_system=None if plain else "auto"), debug)
     journal = TurnJournal(store, notices.warning)
+    saved = restore(store, resume, examples) if store is not None and resume is not None else None
+    if saved is not None:
+        journal.conversation_id, conversation = saved[0].id, saved[1]
+    conversation.add_user(question)
     result = run_turn(conversation, client, catalogue.lookup(settings.model), renderer, notices, journal)
     return {COMPLETE: 0, INTERRUPTED: 130}.get(result.status, 1)
 
@@ -526,14 +541,12 @@ class Repl:
 
     def resume(self, conversation_id: int) -> bool:
         """Bring back a saved conversation and show its history; False if there is none."""
-        found = self.store.conversation(conversation_id) if self.store else None
-        if found is None:
+        saved = restore(self.store, conversation_id, self.examples) if self.store else None
+        if saved is None:
             return False
-        row, messages = found
+        row, conversation = saved
         self.start_new_conversation()
-        turns = [Turn(m.role, m.content, m.status) for m in messages]
-        self.conversation = Conversation(row.system_prompt, turns, examples=self.examples)
-        self.journal.conversation_id = row.id
+        self.journal.conversation_id, self.conversation = row.id, conversation
         self.notices.note(f"resumed conversation {row.id}: {row.title}")
         for turn in self.conversation.turns:
             self.show_turn(turn)

@@ -114,3 +114,9 @@ def test_without_a_key_the_local_model_is_used_automatically(clean_env: dict[str
     result = answer_once(clean_env, "Say hi.")
     assert result.returncode == 0, result.stderr
     assert "no OPENAI_API_KEY: using the bundled local model SmolLM2-135M-Instruct" in result.stderr
+
+
+def test_a_bad_examples_file_is_reported_before_the_model_is_started(clean_env: dict[str, str]) -> None:
+    result = answer_once(clean_env, "--local", "--examples", "missing.json", "Say hi.")
+    assert result.returncode == 2 and "cannot use the examples file missing.json" in result.stderr
+    assert not local.log_path(clean_env).exists()  # the server never ran

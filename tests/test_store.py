@@ -225,6 +225,28 @@ def test_continue_brings_back_the_last_conversation(
     child.expect(pexpect.EOF)
 
 
+def test_continue_with_a_question_answers_it_in_the_last_conversation(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "chatrepl.db"
+    env = chatrepl_env(cli_env, db)
+    server.enqueue(Script(text="First answer."), Script(text="Second answer."))
+    for args in (["first question"], ["-c", "second question"]):
+        result = subprocess.run(
+            [installed_chatrepl(), *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stdout == "Second answer.\n"
+    sent = [m["content"] for m in server.requests[-1]["messages"]][1:]
+    assert sent == ["first question", "First answer.", "second question"]
+    assert rows(db, "SELECT conversation_id, content FROM messages ORDER BY id") == [
+        (1, "first question"),
+        (1, "First answer."),
+        (1, "second question"),
+        (1, "Second answer."),
+    ]
+
+
 def test_chatrepl_names_both_paths_when_it_moves_a_corrupt_database(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
