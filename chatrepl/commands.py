@@ -35,6 +35,7 @@ class Command:
     arguments: str  # how the argument is written in help, "" for none
     help: str
     handler: Callable[[Repl, str], bool]
+    details: str = ""  # more for /help NAME
 
 
 class UnknownCommand(Exception):
@@ -301,13 +302,17 @@ def _copy(repl: Repl, arg: str) -> bool:
     if arg:
         blocks = code_blocks(text)
         if not arg.isdigit() or not 1 <= int(arg) <= len(blocks):
-            repl.notices.error(f"the last reply has {len(blocks)} code block(s): /copy 1 to /copy {len(blocks)}")
+            choice = {0: "no code blocks", 1: "one code block: /copy 1"}.get(
+                len(blocks), f"{len(blocks)} code blocks: /copy 1 to /copy {len(blocks)}"
+            )
+            repl.notices.error(f"the last reply has {choice}")
             return True
         text = blocks[int(arg) - 1]
     if not repl.copy_to_clipboard(text):
         repl.notices.error("copying needs a terminal: the clipboard is written through it (OSC 52)")
         return True
-    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52)")
+    hint = "; in tmux: set -g set-clipboard on" if os.environ.get("TMUX") else ""
+    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52{hint})")
     return True
 
 
@@ -325,25 +330,112 @@ def _help(repl: Repl, arg: str) -> bool:
         repl.notices.error(f"no command /{arg.lstrip('/')}, try /help")
         return True
     aliases = "".join(f", /{alias}" for alias in command.aliases)
-    repl.show_info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}")
+    details = "".join(f"\n  {line}" for line in command.details.splitlines())
+    repl.show_info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}{details}")
     return True
 
 
 COMMANDS = (
-    Command("new", (), "", "start a new conversation (the system prompt stays)", _new),
-    Command("quit", ("exit",), "", "leave chatrepl (Ctrl-D works too)", _quit),
-    Command("markdown", (), "on|off", "render replies as markdown, or print them as they arrive", _markdown),
-    Command("model", (), "NAME", "switch model (Tab completes); alone: show the model", _model),
-    Command("system", (), "TEXT", "set the system prompt; alone: show it", _system),
-    Command("set", (), "KEY VALUE", "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show", _set),
-    Command("json", (), "on|off", "JSON mode: ask for a JSON object and check the reply parses", _json),
-    Command("mode", (), "chat|completion", "chat API, or the legacy Completions API for instruct models", _mode),
+    Command(
+        "new",
+        (),
+        "",
+        "start a new conversation (the system prompt stays)",
+        _new,
+        details="Also without the slash: new. The conversation so far stays saved; /resume brings it back.",
+    ),
+    Command(
+        "quit",
+        ("exit",),
+        "",
+        "leave chatrepl (Ctrl-D works too)",
+        _quit,
+        details="Also without the slash: quit, exit. Everything is already saved.",
+    ),
+    Command(
+        "markdown",
+        (),
+        "on|off",
+        "render replies as markdown, or print them as they arrive",
+        _markdown,
+        details="off prints plain text as it arrives, with no colour; the same as --plain or markdown = false.",
+    ),
+    Command(
+        "model",
+        (),
+        "NAME",
+        "switch model (Tab completes); alone: show the model",
+        _model,
+        details="Tab offers the models chatrepl knows and those the server lists.\n"
+        "The conversation goes on with the new model; its context window and prices are shown.",
+    ),
+    Command(
+        "system",
+        (),
+        "TEXT",
+        "set the system prompt; alone: show it",
+        _system,
+        details="It replaces the system prompt of this conversation and of those started with new.",
+    ),
+    Command(
+        "set",
+        (),
+        "KEY VALUE",
+        "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show",
+        _set,
+        details="The same ranges as the flags: /set temperature 0.2, /set stop END,STOP.\n"
+        "/set KEY alone goes back to the default (the server's own).",
+    ),
+    Command(
+        "json",
+        (),
+        "on|off",
+        "JSON mode: ask for a JSON object and check the reply parses",
+        _json,
+        details="Sends response_format json_object; a reply that is not valid JSON is reported.",
+    ),
+    Command(
+        "mode",
+        (),
+        "chat|completion",
+        "chat API, or the legacy Completions API for instruct models",
+        _mode,
+        details="In completion mode the conversation is sent as one prompt; /set n N asks for N replies.",
+    ),
     Command("retry", (), "", "ask for the last reply again, replacing it", _retry),
-    Command("undo", (), "", "remove the last message and its reply", _undo),
+    Command(
+        "undo",
+        (),
+        "",
+        "remove the last message and its reply",
+        _undo,
+        details="It is removed from the saved conversation too.",
+    ),
     Command("clear", (), "", "clear the screen (the conversation stays)", _clear),
-    Command("file", (), "PATH [QUESTION]", "attach a text file to the next message (or ask QUESTION now)", _file),
-    Command("copy", (), "[N]", "copy the last reply, or its N-th code block, to the clipboard", _copy),
-    Command("edit", (), "[TEXT]", "write the message in $VISUAL or $EDITOR (Ctrl-X Ctrl-E does too)", _edit),
+    Command(
+        "file",
+        (),
+        "PATH [QUESTION]",
+        "attach a text file to the next message (or ask QUESTION now)",
+        _file,
+        details=f"Tab completes paths. Text files up to {FILE_LIMIT // 1024} KiB; binary files are refused.",
+    ),
+    Command(
+        "copy",
+        (),
+        "[N]",
+        "copy the last reply, or its N-th code block, to the clipboard",
+        _copy,
+        details="Through the terminal (OSC 52), so it works over ssh. In tmux: set -g set-clipboard on.",
+    ),
+    Command(
+        "edit",
+        (),
+        "[TEXT]",
+        "write the message in $VISUAL or $EDITOR (Ctrl-X Ctrl-E does too)",
+        _edit,
+        details="Saving and quitting the editor puts the text in the input line, ready to send.",
+    ),
     Command("multiline", (), "[on|off]", "Enter adds a line and Alt-Enter sends, or back", _multiline),
     Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),
     Command("toolbar", (), "on|off", "show or hide the bottom toolbar", _toolbar),
@@ -358,7 +450,8 @@ _BY_NAME = {name: command for command in COMMANDS for name in (command.name, *co
 
 KEYS_HELP = (
     "Enter sends · Alt-Enter (Esc Enter) adds a new line · pasted text stays one message\n"
-    "Ctrl-C stops a reply or clears the line · Ctrl-D leaves · Up/Down walk the input history"
+    "Ctrl-C stops a reply or clears the line · Ctrl-D leaves · Up/Down walk the input history\n"
+    "Ctrl-R searches the history · Right takes the grey suggestion · Tab completes · Ctrl-X Ctrl-E opens $EDITOR"
 )
 
 

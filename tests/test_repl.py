@@ -332,6 +332,7 @@ def test_help_for_one_command(server: FakeOpenAI, settings: Settings) -> None:
     _, output, _ = run_repl(settings, "/help resume\r/help /quit\r/help nope\r")
     assert "/resume ID\n  go on with a saved conversation" in output
     assert "/quit, /exit\n  leave chatrepl" in output
+    assert "  Also without the slash: quit, exit." in output  # the details beyond the one-line help
     assert "no command /nope, try /help" in output
 
 
@@ -459,7 +460,7 @@ def test_copy_writes_the_clipboard_through_the_terminal(server: FakeOpenAI, sett
     output = out.getvalue()
     assert "no reply to copy yet" in output
     assert f"\x1b]52;c;{base64.b64encode(b'print(2)' + bytes([10])).decode()}\x07" in output
-    assert "the last reply has 2 code block(s)" in output
+    assert "the last reply has 2 code blocks: /copy 1 to /copy 2" in output
     assert f"\x1b]52;c;{base64.b64encode(reply.encode()).decode()}\x07" in output
 
 
