@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chatrepl import __version__, config
 
@@ -47,8 +47,14 @@ def _flag_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
     return convert
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line for a bad flag, not the whole usage."""
+        self.exit(2, f"chatrepl: error: {message} (see chatrepl --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chatrepl",
         description="Chat with a language model in your terminal, over any OpenAI-compatible API.",
         epilog=EXAMPLES,

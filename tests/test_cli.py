@@ -140,6 +140,7 @@ def test_bad_flags_get_a_clear_error(cli_env: dict[str, str], args: list[str], m
     result = chatrepl(cli_env, *args, "hi", stdin="")
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1  # one line, not the whole usage
 
 
 def test_bad_config_file_is_named_with_its_line(cli_env: dict[str, str], tmp_path: Path) -> None:
