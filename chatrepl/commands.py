@@ -311,8 +311,7 @@ def _copy(repl: Repl, arg: str) -> bool:
     if not repl.copy_to_clipboard(text):
         repl.notices.error("copying needs a terminal: the clipboard is written through it (OSC 52)")
         return True
-    hint = "; in tmux: set -g set-clipboard on" if os.environ.get("TMUX") else ""
-    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52{hint})")
+    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52; see /help copy)")
     return True
 
 
