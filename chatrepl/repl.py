@@ -587,10 +587,9 @@ class Repl:
             self.client.warm_up()
             import io
 
-            import rich.live  # noqa: F401 - imported for the first reply's live area
-
             Console(file=io.StringIO()).print(markdown("# x\n\n```python\nx = 1\n```"))
-            self.server_models = self.client.list_models()
+            # a name with control characters is no name to offer
+            self.server_models = [name for name in self.client.list_models() if sanitize(name) == name]
         except Exception:  # the model list is a convenience; a real request reports real problems
             pass
 

@@ -109,6 +109,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
         self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
         self.stream_ends: list[float] = []  # when each complete stream's last byte was sent
+        self.model_ids = ["test-model"]  # what GET /models lists
 
     @property
     def url(self) -> str:
@@ -152,9 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._send_json(
-                200, {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "test"}]}
-            )
+            models = [{"id": name, "object": "model", "owned_by": "test"} for name in self.server.model_ids]
+            self._send_json(200, {"object": "list", "data": models})
         else:
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 

@@ -249,8 +249,9 @@ def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Se
     assert "gpt-4o-mini" in complete("/model gpt-4o")
     assert complete("/set pre") == ["presence_penalty"]
     assert complete("hello") == []
-    repl.server_models = ["test-model"]  # as fetched from the server's /models
-    assert complete("/model test") == ["test-model"]
+    server.model_ids = ["test-model", "test-\x1b]0;owned\x07"]
+    repl._warm_up()  # fetches the server's /models, as it does in the background
+    assert complete("/model test") == ["test-model"]  # a name with control characters is not offered
 
 
 def test_old_turns_are_left_out_to_fit_the_context_window(server: FakeOpenAI, settings: Settings) -> None:
