@@ -161,15 +161,21 @@ def _read_stdin() -> str:
     return sys.stdin.buffer.read().decode("utf-8", "replace")
 
 
+def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The flag that sets each setting, e.g. markdown: --plain."""
+    return {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+
+
 def run(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.local not in (None, config.BUNDLED_LOCAL) and not args.local.lower().endswith(".gguf"):
         # `--local "a question"`: the optional PATH took the question
         args.prompt.insert(0, args.local)
         args.local = config.BUNDLED_LOCAL
     flags = {option.key: getattr(args, option.key, None) for option in config.OPTIONS}
     try:
-        settings = config.load_settings(flags)
+        settings = config.load_settings(flags, flag_names=_flag_names(parser))
     except config.ConfigError as err:
         _report("error", str(err))
         return 2

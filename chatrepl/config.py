@@ -279,8 +279,10 @@ def load_settings(
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Resolve every setting through the layers; raise ConfigError naming the bad one."""
+    """Resolve every setting through the layers; raise ConfigError naming the bad one.
+    `flag_names` says which flag set a key where it is not --key (--plain sets markdown)."""
     environ = os.environ if environ is None else environ
     dotenv_file, dotenv = read_dotenv(cwd or Path.cwd())
     merged_env = {**dotenv, **environ}
@@ -309,7 +311,7 @@ def load_settings(
     for key, value in flags.items():
         if value is not None:
             setattr(settings, key, value)
-            settings.sources[key] = f"--{key.replace('_', '-')}"
+            settings.sources[key] = (flag_names or {}).get(key, f"--{key.replace('_', '-')}")
     return settings
 
 
@@ -319,17 +321,36 @@ def mask_key(key: str) -> str:
 
 
 def describe(settings: Settings) -> str:
-    """Every setting with its value and where it came from; the key masked."""
+    """Every setting as config.toml would set it, where it came from in a comment; the key masked."""
     lines = []
     for option in OPTIONS:
         value = getattr(settings, option.key)
         if option.key == "api_key" and value:
             value = mask_key(value)
+        if option.key == "local" and value == "":
+            value = False  # never, even without a key
         source = settings.sources.get(option.key, "default")
-        lines.append(f"{option.key} = {value!r}  ({source})")
-    for name in settings.models:
-        lines.append(f"models.{name} = {settings.models[name]!r}  (config file)")
+        lines.append(
+            f"# {option.key}: not set ({source})" if value is None else f"{option.key} = {_toml(value)}  # {source}"
+        )
+    for name, entry in settings.models.items():
+        lines.append(f"models.{_toml(name)} = {_toml(entry)}  # config file")
     return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    """A value written as TOML (JSON's string escapes are TOML's too)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(key)} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def missing_key_message(path: Path) -> str:

@@ -220,12 +220,24 @@ def test_print_config_shows_values_and_sources_with_the_key_masked(cli_env: dict
     config_file = tmp_path / "config.toml"
     config_file.write_text('model = "from-file"\ntemperature = 0.4\n')
     env = {**cli_env, "CHATREPL_CONFIG": str(config_file)}
-    result = chatrepl(env, "--print-config", "--max-tokens", "77", stdin="")
+    result = chatrepl(env, "--print-config", "--max-tokens", "77", "--plain", stdin="")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "api_key = 'sk-...cdef'  (OPENAI_API_KEY in environment)" in lines
+    assert 'api_key = "sk-...cdef"  # OPENAI_API_KEY in environment' in lines
     assert TEST_KEY not in result.stdout
-    assert "model = 'test-model'  (CHATREPL_MODEL in environment)" in lines
-    assert f"temperature = 0.4  ({config_file} key 'temperature')" in lines
-    assert "max_tokens = 77  (--max-tokens)" in lines
-    assert "timeout = 60.0  (default)" in lines
+    assert 'model = "test-model"  # CHATREPL_MODEL in environment' in lines
+    assert f"temperature = 0.4  # {config_file} key 'temperature'" in lines
+    assert "max_tokens = 77  # --max-tokens" in lines
+    assert "timeout = 60.0  # default" in lines
+    assert "markdown = false  # --plain" in lines
+    assert "# seed: not set (default)" in lines
+    # What it prints is a config file that sets the same values.
+    config_file.write_text(result.stdout.replace("sk-...cdef", TEST_KEY))
+    again = chatrepl({**env, "CHATREPL_MODEL": ""}, "--print-config", stdin="")
+    assert again.returncode == 0, again.stderr
+
+    def values(output: str) -> list[str]:
+        return [line.split("  # ")[0] for line in output.splitlines() if not line.startswith("#")]
+
+    assert values(again.stdout) == values(result.stdout)
+    assert "  # CHATREPL_MODEL" not in again.stdout  # the values now come from the file
