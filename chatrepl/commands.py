@@ -168,14 +168,7 @@ def _load(repl: Repl, arg: str) -> bool:
 def _model(repl: Repl, arg: str) -> bool:
     if arg and not _assign(repl, "model", arg):
         return True
-    rules = repl.catalogue.lookup(repl.settings.model)
-    facts = [f"model {repl.settings.model}"]
-    if rules.context:
-        facts.append(f"context {rules.context:,} tokens")
-    if rules.input_per_million is not None and rules.output_per_million is not None:
-        facts.append(f"${rules.input_per_million:g} in / ${rules.output_per_million:g} out per million tokens")
-    if not rules.temperature:
-        facts.append("takes no temperature, top_p or penalties (not sent)")
+    facts = [f"model {repl.settings.model}", *repl.catalogue.lookup(repl.settings.model).facts()]
     repl.notices.note(" · ".join(facts))
     return True
 

@@ -30,6 +30,17 @@ class ModelInfo:
             return None
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
 
+    def facts(self) -> list[str]:
+        """What is known of the model, in short phrases: context window, prices, rules."""
+        facts = []
+        if self.context:
+            facts.append(f"context {self.context:,} tokens")
+        if self.input_per_million is not None and self.output_per_million is not None:
+            facts.append(f"${self.input_per_million:g} in / ${self.output_per_million:g} out per million tokens")
+        if not self.temperature:
+            facts.append("takes no temperature, top_p or penalties (not sent)")
+        return facts
+
 
 _FIELDS = {name for name in ModelInfo.__dataclass_fields__ if name != "name"}
 

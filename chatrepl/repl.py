@@ -425,8 +425,9 @@ class _ArgumentCompleter(Completer):
             candidates = {f"/{command.name}": command.help for command in commands.COMMANDS}
             argument = word
         elif word == "/model":
-            names = {*self.repl.catalogue.names(), *self.repl.server_models}
-            candidates = {name: "" for name in sorted(names)}
+            catalogue = self.repl.catalogue
+            names = {*catalogue.names(), *self.repl.server_models}
+            candidates = {name: " · ".join(catalogue.lookup(name).facts()[:2]) for name in sorted(names)}
         elif word == "/set":
             candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
         elif word == "/resume" and self.repl.store is not None:

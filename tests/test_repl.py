@@ -247,6 +247,10 @@ def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Se
 
     assert complete("/mo") == ["/model", "/mode"]
     assert "gpt-4o-mini" in complete("/model gpt-4o")
+    (mini,) = [
+        c for c in completer.get_completions(Document("/model gpt-4o-m"), CompleteEvent()) if c.text == "gpt-4o-mini"
+    ]
+    assert mini.display_meta_text == "context 128,000 tokens · $0.15 in / $0.6 out per million tokens"
     assert complete("/set pre") == ["presence_penalty"]
     assert complete("hello") == []
     server.model_ids = ["test-model", "test-\x1b]0;owned\x07"]
