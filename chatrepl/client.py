@@ -94,8 +94,15 @@ class _IdleWatchdog:
         self._done.set()
 
     def _watch(self) -> None:
-        while not self._done.wait(min(0.5, self.seconds / 4)):
-            if time.monotonic() - self._last > self.seconds:
+        interval = min(0.5, self.seconds / 4)
+        woke = time.monotonic()
+        while not self._done.wait(interval):
+            now = time.monotonic()
+            if now - woke > interval + 1:
+                # chatrepl itself was stopped (Ctrl-Z) or the machine slept: not the server's silence
+                self._last = now
+            woke = now
+            if now - self._last > self.seconds:
                 self.fired = True
                 self.close()  # the read blocked in the other thread fails at once
                 return

@@ -37,6 +37,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 class Renderer(Protocol):
     def feed(self, text: str) -> None: ...
 
+    def pause(self) -> None:
+        """Take back what is drawn provisionally, before the screen is handed to another program."""
+
     def finish(self) -> None: ...
 
 
@@ -53,6 +56,9 @@ class PlainRenderer:
             self.stream.write(text)
             self.stream.flush()
             self._last = text[-1]
+
+    def pause(self) -> None:
+        pass  # nothing is provisional: every character is final once written
 
     def finish(self) -> None:
         if self._last != "\n":
@@ -73,6 +79,9 @@ class JsonRenderer:
             self._started = True
             self.inner.feed("```json\n" if isinstance(self.inner, MarkdownRenderer) else "")
         self.inner.feed(text)
+
+    def pause(self) -> None:
+        self.inner.pause()
 
     def finish(self) -> None:
         self.inner.finish()
@@ -209,6 +218,12 @@ class MarkdownRenderer:
         if self._live is not None and now - self._last_refresh >= 1 / FPS:
             self._last_refresh = now
             self._show_tail()
+
+    def pause(self) -> None:
+        """Erase the live area; the next text draws it again."""
+        if self._live is not None:
+            self._live.clear()
+        self._last_refresh = 0.0
 
     def finish(self) -> None:
         if self._live is not None:

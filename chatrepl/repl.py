@@ -12,7 +12,7 @@ import termios
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,13 +107,17 @@ class _ReplyTerminal:
 
     Ctrl-C raises KeyboardInterrupt at once while waiting for the network, but is held
     back while the renderer writes, so it never cuts an escape sequence or the live
-    area's bookkeeping in half.  Keys typed meanwhile are not echoed into the reply;
-    they wait for the next prompt.
+    area's bookkeeping in half; so is Ctrl-Z, which hands the terminal back to the shell
+    clean (live area erased, echo on) and takes it again on `fg`.  Keys typed meanwhile
+    are not echoed into the reply; they wait for the next prompt.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pause: Callable[[], None]) -> None:
+        self.pause = pause
         self.writing = False
         self.interrupted = False
+        self.suspended = False
+        self._saved: list[Any] | None = None  # the terminal settings to restore
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         if self.writing:
@@ -121,19 +125,38 @@ class _ReplyTerminal:
         else:
             raise KeyboardInterrupt
 
+    def _on_sigtstp(self, signum: int, frame: object) -> None:
+        if self.writing:
+            self.suspended = True
+        else:
+            self._suspend()
+
+    def _suspend(self) -> None:
+        self.pause()
+        fd = sys.stdin.fileno()
+        if self._saved is not None:
+            termios.tcsetattr(fd, termios.TCSANOW, self._saved)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until `fg`
+        signal.signal(signal.SIGTSTP, self._on_sigtstp)
+        self._saved = _silence_echo()
+
     @contextlib.contextmanager
     def active(self) -> Iterator[_ReplyTerminal]:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
         previous = signal.signal(signal.SIGINT, self._on_sigint)
-        saved = _silence_echo()
+        self._saved = _silence_echo()
+        previous_stop = signal.signal(signal.SIGTSTP, self._on_sigtstp) if self._saved is not None else None
         try:
             yield self
         finally:
             signal.signal(signal.SIGINT, previous)
-            if saved is not None:
-                termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, saved)
+            if previous_stop is not None:
+                signal.signal(signal.SIGTSTP, previous_stop)
+            if self._saved is not None:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, self._saved)
 
     @contextlib.contextmanager
     def writing_output(self, raise_held: bool = True) -> Iterator[None]:
@@ -142,6 +165,9 @@ class _ReplyTerminal:
             yield
         finally:
             self.writing = False
+            if self.suspended:
+                self.suspended = False
+                self._suspend()
             held, self.interrupted = self.interrupted, False
             if held and raise_held:
                 raise KeyboardInterrupt
@@ -264,7 +290,7 @@ def _stream(
     reply = _Streamed([], [])
     retried = False  # after a context-length error
     attempts = 0  # retries after a rate limit or server error
-    with _ReplyTerminal().active() as terminal:
+    with _ReplyTerminal(renderer.pause).active() as terminal:
         try:
             while True:
                 try:
@@ -503,6 +529,7 @@ class Repl:
             history=self._history(settings.history),
             auto_suggest=AutoSuggestFromHistory(),
             enable_open_in_editor=True,
+            enable_suspend=True,
             completer=_ArgumentCompleter(self),
             complete_while_typing=False,
             bottom_toolbar=self.toolbar_text if settings.toolbar else None,

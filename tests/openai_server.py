@@ -61,6 +61,8 @@ class Script:
     stall_after: int | None = None  # chunks sent before the server goes silent
     stall_seconds: float = 30.0
     keepalive: bool = False  # while stalled, send SSE comment lines every 0.1 s
+    hold_after: int | None = None  # chunks sent before the server waits for `go_on` to be set
+    go_on: threading.Event | None = None
     finish_reason: str = "stop"
     refusal: str | None = None
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
@@ -265,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
                             self._write_chunk(b": keep-alive\n\n")
                     self.close_connection = True
                     return
+                if sent == script.hold_after and script.go_on is not None:
+                    script.go_on.wait(30)
                 if script.chunks_per_second:
                     time.sleep(max(0.0, started + sent / script.chunks_per_second - time.monotonic()))
                 elif sent and script.delay:

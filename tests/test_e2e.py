@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -141,3 +144,57 @@ def test_one_shot_on_a_terminal_renders_markdown_and_no_color_turns_it_off(
             assert reply in output and "\x1b" not in output
         else:
             assert "**" not in output and "Some" in output and "\x1b[1m" in output
+
+
+def test_ctrl_z_mid_reply_hands_the_terminal_to_the_shell_and_fg_resumes(
+    server: FakeOpenAI, cli_env: dict[str, str]
+) -> None:
+    words = " ".join(f"w{n}" for n in range(600))
+    server.enqueue(Script(text=words, chunk_size=6, delay=0.01))
+    env = {**cli_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", "PS1": "shell$ "}
+    shell = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env=env, dimensions=(30, 100), encoding="utf-8")
+    shell.timeout = 15
+    shell.expect_exact("shell$ ")
+    shell.sendline(f"{installed_chatrepl()} --no-save")
+    shell.expect_exact(PROMPT)
+    shell.send("talk\r")
+    shell.expect_exact("w30 ")
+    shell.sendcontrol("z")
+    shell.expect_exact("Stopped")
+    # The live area was erased just before the shell took over, so nothing provisional stays behind.
+    assert re.search(r"\x1b\[1A\x1b\[2K\r\n\[1\]\+\s*$", shell.before)
+    shell.expect_exact("shell$ ")
+    shell.sendline("fg")
+    shell.expect_exact(PROMPT)
+    shown = screen_text(shell)
+    assert "w599" in shown and "interrupted" not in shown
+    shell.sendeof()
+    shell.expect_exact("shell$ ")
+    shell.sendline("exit")
+    shell.expect(pexpect.EOF)
+
+
+def test_time_spent_stopped_is_not_taken_for_a_silent_server(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    go_on = threading.Event()
+    server.enqueue(Script(text="before the stop, after the stop", chunk_size=4, hold_after=4, go_on=go_on))
+    child = subprocess.Popen(
+        [installed_chatrepl(), "--idle-timeout", "1", "talk"],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert child.stdout is not None
+    shown = b""
+    while len(shown) < 6:
+        shown += child.stdout.read(6 - len(shown))
+    assert shown == b"before"
+    child.send_signal(signal.SIGSTOP)  # as Ctrl-Z does, for longer than the idle timeout
+    time.sleep(2.5)
+    child.send_signal(signal.SIGCONT)
+    time.sleep(0.4)  # the server is silent, but only for this long since chatrepl went on
+    go_on.set()
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert shown + out == b"before the stop, after the stop\n"
