@@ -99,7 +99,7 @@ class _IdleWatchdog:
         while not self._done.wait(interval):
             now = time.monotonic()
             if now - woke > interval + 1:
-                # chatrepl itself was stopped (Ctrl-Z) or the machine slept: not the server's silence
+                # chatrepl itself was stopped (Ctrl-Z): that was not the server's silence
                 self._last = now
             woke = now
             if now - self._last > self.seconds:

@@ -350,7 +350,7 @@ COMMANDS = (
         "on|off",
         "render replies as markdown, or print them as they arrive",
         _markdown,
-        details="off prints plain text as it arrives, with no colour; the same as --plain or markdown = false.",
+        details="off prints replies as plain text as they arrive; --plain or markdown = false start that way.",
     ),
     Command(
         "model",

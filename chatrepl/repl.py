@@ -133,9 +133,8 @@ class _ReplyTerminal:
 
     def _suspend(self) -> None:
         self.pause()
-        fd = sys.stdin.fileno()
         if self._saved is not None:
-            termios.tcsetattr(fd, termios.TCSANOW, self._saved)
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, self._saved)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until `fg`
         signal.signal(signal.SIGTSTP, self._on_sigtstp)
