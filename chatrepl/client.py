@@ -50,6 +50,8 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False  # the server sent no counts: these are chatrepl's own guess
+    cached_tokens: int = 0  # of the prompt tokens, those the server had cached (billed lower)
+    reasoning_tokens: int = 0  # of the completion tokens, those spent thinking, not shown
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,11 @@ def _chunk_events(chunk: Any) -> Iterator[Event]:
     usage = getattr(chunk, "usage", None)
     prompt_tokens, completion_tokens = _field(usage, "prompt_tokens", int), _field(usage, "completion_tokens", int)
     if prompt_tokens is not None or completion_tokens is not None:
-        yield Usage(prompt_tokens or 0, completion_tokens or 0)
+        cached = _field(getattr(usage, "prompt_tokens_details", None), "cached_tokens", int)
+        reasoning = _field(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", int)
+        yield Usage(
+            prompt_tokens or 0, completion_tokens or 0, cached_tokens=cached or 0, reasoning_tokens=reasoning or 0
+        )
     for choice in _field(chunk, "choices", list) or []:
         index = _field(choice, "index", int) or 0
         delta = getattr(choice, "delta", None)

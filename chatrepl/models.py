@@ -19,16 +19,22 @@ class ModelInfo:
     max_output: int | None = None
     input_per_million: float | None = None
     output_per_million: float | None = None
+    cached_input_per_million: float | None = None  # the price of cached prompt tokens, if lower
     max_tokens_param: str = "max_tokens"
     temperature: bool = True
     json_mode: bool = True
     api: str = "chat"
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float | None:
         """US dollars for a request, or None when the price is unknown."""
         if self.input_per_million is None or self.output_per_million is None:
             return None
-        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
+        cached = min(cached_tokens, prompt_tokens)
+        cached_price = self.cached_input_per_million
+        if cached_price is None:
+            cached_price = self.input_per_million
+        prompt = (prompt_tokens - cached) * self.input_per_million + cached * cached_price
+        return (prompt + completion_tokens * self.output_per_million) / 1_000_000
 
     def facts(self) -> list[str]:
         """What is known of the model, in short phrases: context window, prices, rules."""

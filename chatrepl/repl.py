@@ -225,9 +225,12 @@ def money_text(dollars: float) -> str:
 
 
 def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo) -> str:
-    """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`."""
+    """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`,
+    with the cached and reasoning tokens among them where the server counts those."""
     about = "~" if usage.estimated else ""
-    parts = [f"{about}{usage.prompt_tokens:,} in", f"{about}{usage.completion_tokens:,} out"]
+    cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
+    parts = [f"{about}{usage.prompt_tokens:,} in{cached}", f"{about}{usage.completion_tokens:,} out{reasoning}"]
     if cost is not None:
         parts.append(money_text(cost))
         if tally.priced:
@@ -387,7 +390,7 @@ def run_turn(
     for index, pieces in sorted(reply.other_choices.items()):
         notices.note(f"choice {index + 1} of {total} (the history keeps choice 1):")
         notices.console.print(Text(sanitize("".join(pieces))), soft_wrap=True)
-    cost = rules.cost(usage.prompt_tokens, usage.completion_tokens) if usage else None
+    cost = rules.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) if usage else None
     tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
     journal.finish(content, status, retry=retry, finish_reason=finish_reason, cost=cost, **tokens)
     if reply.exit is not None:

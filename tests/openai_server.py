@@ -69,6 +69,8 @@ class Script:
     raw_body: list[bytes] | None = None  # exact bytes of the event stream, in these pieces
     chunks_per_second: float | None = None  # pace chunks on a fixed schedule instead of `delay`
     other_choices: list[str] | None = None  # legacy completions with n > 1: the texts after the first
+    cached_tokens: int = 0  # usage details: prompt tokens the server had cached
+    reasoning_tokens: int = 0  # usage details: completion tokens spent reasoning
 
 
 def script_for_message(text: str) -> Script:
@@ -233,7 +235,14 @@ class _Handler(BaseHTTPRequestHandler):
         events += [json.dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
         events.append(json.dumps(chunk_event(model, {}, script.finish_reason)))
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": 10, "completion_tokens": len(text) // 4, "total_tokens": 10 + len(text) // 4}
+            usage: dict[str, Any] = {
+                "prompt_tokens": 10,
+                "completion_tokens": len(text) // 4 + script.reasoning_tokens,
+                "total_tokens": 10 + len(text) // 4 + script.reasoning_tokens,
+            }
+            if script.cached_tokens or script.reasoning_tokens:
+                usage["prompt_tokens_details"] = {"cached_tokens": script.cached_tokens}
+                usage["completion_tokens_details"] = {"reasoning_tokens": script.reasoning_tokens}
             events.append(json.dumps({**chunk_event(model, {}), "choices": [], "usage": usage}))
         return [*events, "[DONE]"]
 

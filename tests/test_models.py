@@ -34,6 +34,10 @@ def test_reference_prices_and_windows(
 def test_cost_arithmetic() -> None:
     info = Catalogue().lookup("gpt-4o-mini")  # $0.15 in, $0.60 out per million
     assert info.cost(412, 1208) == pytest.approx((412 * 0.15 + 1208 * 0.60) / 1e6)
+    # $0.075 per million for cached prompt tokens; a count beyond the prompt is taken as all of it
+    assert info.cost(412, 1208, cached_tokens=400) == pytest.approx((12 * 0.15 + 400 * 0.075 + 1208 * 0.60) / 1e6)
+    assert info.cost(412, 0, cached_tokens=999) == pytest.approx(412 * 0.075 / 1e6)
+    assert Catalogue().lookup("gpt-4").cost(1000, 0, cached_tokens=1000) == pytest.approx(0.03)  # no cached price
 
 
 def test_dated_versions_use_their_base_entry_and_unknown_models_have_no_price() -> None:

@@ -192,6 +192,17 @@ def test_status_line_after_each_reply_and_usage_totals(server: FakeOpenAI, setti
     assert "this conversation: 2 replies · 20 in · 300 out · $0.00018" in output
 
 
+def test_cached_and_reasoning_tokens_are_shown_and_cached_ones_billed_lower(
+    server: FakeOpenAI, settings: Settings
+) -> None:
+    settings.model = "gpt-5-mini"  # $0.25 in, $0.025 cached in, $2.00 out per million
+    server.enqueue(Script(text="x" * 400, cached_tokens=8, reasoning_tokens=50))
+    _, output, _ = run_repl(settings, "think\r")
+    cost = (2 * 0.25 + 8 * 0.025 + 150 * 2.00) / 1e6
+    assert cost == pytest.approx(0.0003007)
+    assert "10 in (8 cached) · 150 out (50 reasoning) · $0.00030 · session $0.00030" in output
+
+
 def test_unknown_model_shows_tokens_but_no_cost(server: FakeOpenAI, settings: Settings) -> None:
     _, output, _ = run_repl(settings, "one\r")
     assert "10 in · 4 out\n" in output and "$" not in output
