@@ -215,8 +215,8 @@ def _exit_on_signal(number: int, frame: object) -> None:
     raise leaving
 
 
-def _start_local(settings: config.Settings, catalogue: Catalogue) -> LocalServer | None:
-    """Serve the local model and point the settings at it; None after reporting why it cannot be."""
+def _launch_local(settings: config.Settings) -> LocalServer | None:
+    """Start the local model's server, which loads while chatrepl gets ready; None after reporting why it cannot."""
     from pathlib import Path
 
     from chatrepl import local
@@ -228,15 +228,25 @@ def _start_local(settings: config.Settings, catalogue: Catalogue) -> LocalServer
     server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
     try:
         server.start()
+    except local.LocalModelError as err:
+        _report("error", str(err))
+        return None
+    return server
+
+
+def _await_local(server: LocalServer, settings: config.Settings, catalogue: Catalogue) -> bool:
+    """Wait for the local server to answer and point the settings at it; False after reporting why it did not."""
+    from chatrepl import local
+
+    try:
         with _spinner(f"starting the local model {server.name}") as tick:
             server.wait_ready(tick=tick)
     except local.LocalModelError as err:
-        server.stop()
         _report("error", str(err))
-        return None
+        return False
     settings.base_url, settings.api_key, settings.model = server.base_url, None, server.name
     catalogue.add(server.name, local.catalogue_entry(server.context))
-    return server
+    return True
 
 
 @contextlib.contextmanager
@@ -252,8 +262,19 @@ def _spinner(message: str) -> Iterator[Callable[[float], None]]:
 
 
 def _converse(args: argparse.Namespace, settings: config.Settings, use_local: bool, automatic: bool) -> int:
-    """Answer once or hold a conversation, once everything asked for is known to be usable;
-    a local model is started last, as it takes a while."""
+    """Answer once or hold a conversation; a local model loads meanwhile, and is stopped after."""
+    server = _launch_local(settings) if use_local else None
+    if use_local and server is None:
+        return 2
+    try:
+        return _answer(args, settings, server, automatic)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _answer(args: argparse.Namespace, settings: config.Settings, server: LocalServer | None, automatic: bool) -> int:
+    """Check everything asked for (a local model loading meanwhile), then answer once or hold a conversation."""
     plain = not settings.markdown or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
     if not sys.stdin.isatty():
@@ -286,22 +307,16 @@ def _converse(args: argparse.Namespace, settings: config.Settings, use_local: bo
         if wanted is None or store.conversation(wanted) is None:
             _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
             return 2
-    server = _start_local(settings, catalogue) if use_local else None
-    if use_local and server is None:
-        return 2
-    if automatic and server is not None:
-        _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
-    try:
-        if question:
-            return repl.run_once(
-                settings, catalogue, store, examples, question, plain=plain, debug=args.debug, resume=wanted
-            )
-        return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(
-            resume=wanted
+    if server is not None:
+        if not _await_local(server, settings, catalogue):
+            return 2
+        if automatic:
+            _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
+    if question:
+        return repl.run_once(
+            settings, catalogue, store, examples, question, plain=plain, debug=args.debug, resume=wanted
         )
-    finally:
-        if server is not None:
-            server.stop()
+    return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(resume=wanted)
 
 
 def _read_examples(path: str | None) -> list[Turn] | None:

@@ -116,7 +116,24 @@ def test_without_a_key_the_local_model_is_used_automatically(clean_env: dict[str
     assert "no OPENAI_API_KEY: using the bundled local model SmolLM2-135M-Instruct" in result.stderr
 
 
-def test_a_bad_examples_file_is_reported_before_the_model_is_started(clean_env: dict[str, str]) -> None:
+def writers_of(path: Path) -> list[int]:
+    """Processes whose standard output is `path`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "fd" / "1")) == path:
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_bad_examples_file_is_reported_at_once_and_the_loading_model_stopped(clean_env: dict[str, str]) -> None:
     result = answer_once(clean_env, "--local", "--examples", "missing.json", "Say hi.")
     assert result.returncode == 2 and "cannot use the examples file missing.json" in result.stderr
-    assert not local.log_path(clean_env).exists()  # the server never ran
+    log = Path(clean_env["HOME"], ".local", "state", "chatrepl", "llama-server.log")
+    assert log.exists()  # the server was started, to load while chatrepl got ready
+    deadline = time.monotonic() + 15
+    while writers_of(log) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert writers_of(log) == []
