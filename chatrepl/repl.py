@@ -235,10 +235,15 @@ def status_line(usage: Usage, cost: float | None, tally: Tally, rules: ModelInfo
         parts.append(money_text(cost))
         if tally.priced:
             parts.append(f"session {money_text(tally.cost)}")
-    if rules.context:
-        used = (usage.prompt_tokens + usage.completion_tokens) / rules.context
+    used = context_share(usage, rules)
+    if used is not None:
         parts.append(f"context {used:.0%}")
     return " · ".join(parts)
+
+
+def context_share(usage: Usage, rules: ModelInfo) -> float | None:
+    """How much of the model's context window a turn took; None when the window is unknown."""
+    return (usage.prompt_tokens + usage.completion_tokens) / rules.context if rules.context else None
 
 
 @dataclass
@@ -686,7 +691,8 @@ class Repl:
         if result.usage is not None:
             self.tally.add(result.usage, result.cost)
             self.notices.note(status_line(result.usage, result.cost, self.tally, rules))
-            if rules.context:
-                self.context_used = (result.usage.prompt_tokens + result.usage.completion_tokens) / rules.context
+            used = context_share(result.usage, rules)
+            if used is not None:
+                self.context_used = used
         self.console.print()
         return result.status != FAILED
