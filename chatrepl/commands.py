@@ -1,4 +1,4 @@
-"""The command table: name, aliases, help line, handler.
+"""The command table: name, aliases, argument, help line, handler, and details for /help NAME.
 
 A handler gets the REPL and the text after the command word, and returns False to
 leave the REPL.  Bare `new`, `quit` and `exit` work as commands too, as they always have.
