@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from chatrepl import __version__, config
+from chatrepl.output import report
+from chatrepl.terminal import Terminal
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
     from chatrepl.local import LocalServer
     from chatrepl.models import Catalogue
+    from chatrepl.output import Output
+    from chatrepl.session import ChatSession
     from chatrepl.store import Store
 
 EXAMPLES = """\
@@ -151,12 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(kind: str, message: str) -> None:
-    from chatrepl.sanitize import sanitize
-
-    print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
-
-
 def _read_stdin() -> str:
     return sys.stdin.buffer.read().decode("utf-8", "replace")
 
@@ -166,10 +163,17 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
     return {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
 
 
-def run(argv: Sequence[str] | None) -> int:
+def _names_a_model(argument: str) -> bool:
+    """Whether `--local ARGUMENT` names a model file (an existing file, or a .gguf path) rather than a question."""
+    from pathlib import Path
+
+    return argument.lower().endswith(".gguf") or Path(argument).expanduser().is_file()
+
+
+def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.local not in (None, config.BUNDLED_LOCAL) and not args.local.lower().endswith(".gguf"):
+    if args.local not in (None, config.BUNDLED_LOCAL) and not _names_a_model(args.local):
         # `--local "a question"`: the optional PATH took the question
         args.prompt.insert(0, args.local)
         args.local = config.BUNDLED_LOCAL
@@ -177,10 +181,10 @@ def run(argv: Sequence[str] | None) -> int:
     try:
         settings = config.load_settings(flags, flag_names=_flag_names(parser))
     except config.ConfigError as err:
-        _report("error", str(err))
+        report("error", str(err))
         return 2
     for warning in settings.warnings:
-        _report("warning", warning)
+        report("warning", warning)
     if args.print_config:
         print(config.describe(settings))
         return 0
@@ -191,28 +195,9 @@ def run(argv: Sequence[str] | None) -> int:
         # local = false turns the automatic local model off
         automatic = settings.local is None and local.available()
         if not automatic:
-            _report("error", config.missing_key_message(config.config_path(os.environ)))
+            report("error", config.missing_key_message(config.config_path(os.environ)))
             return 2
-    return _converse(args, settings, bool(settings.local) or automatic, automatic)
-
-
-def _exit_on_signal(number: int, frame: object) -> None:
-    """SIGTERM and SIGHUP end chatrepl through its normal way out: the reply so far is saved,
-    the terminal restored, a local server stopped."""
-    leaving = SystemExit(128 + number)
-    if "prompt_toolkit" in sys.modules:
-        from prompt_toolkit.application import get_app_or_none
-
-        app = get_app_or_none()
-        if app is not None and app.is_running and app.loop is not None:
-            # Raised inside the prompt's event loop it would be reported there, not end the prompt.
-            def end_prompt() -> None:
-                if app.future is not None and not app.future.done():  # a second signal changes nothing
-                    app.exit(exception=leaving)
-
-            app.loop.call_soon_threadsafe(end_prompt)
-            return
-    raise leaving
+    return _converse(args, settings, bool(settings.local) or automatic, automatic, terminal)
 
 
 def _launch_local(settings: config.Settings) -> LocalServer | None:
@@ -223,57 +208,49 @@ def _launch_local(settings: config.Settings) -> LocalServer | None:
 
     model = local.bundled_model() if settings.local in (None, config.BUNDLED_LOCAL) else Path(settings.local)
     if model is None or not local.server_installed():
-        _report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
+        report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
         return None
     server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
     try:
         server.start()
     except local.LocalModelError as err:
-        _report("error", str(err))
+        report("error", str(err))
         return None
     return server
 
 
-def _await_local(server: LocalServer, settings: config.Settings, catalogue: Catalogue) -> bool:
-    """Wait for the local server to answer and point the settings at it; False after reporting why it did not."""
+def _await_local(server: LocalServer, settings: config.Settings, catalogue: Catalogue) -> config.Settings | None:
+    """Wait for the local server to answer; the settings pointed at it, or None after reporting why it did not."""
     from chatrepl import local
+    from chatrepl.output import spinner
 
     try:
-        with _spinner(f"starting the local model {server.name}") as tick:
+        with spinner(f"starting the local model {server.name}") as tick:
             server.wait_ready(tick=tick)
     except local.LocalModelError as err:
-        _report("error", str(err))
-        return False
-    settings.base_url, settings.api_key, settings.model = server.base_url, None, server.name
+        report("error", str(err))
+        return None
     catalogue.add(server.name, local.catalogue_entry(server.context))
-    return True
+    return dataclasses.replace(settings, base_url=server.base_url, api_key=None, model=server.name)
 
 
-@contextlib.contextmanager
-def _spinner(message: str) -> Iterator[Callable[[float], None]]:
-    """A spinner with the seconds elapsed on a terminal's standard error; silent elsewhere."""
-    if not sys.stderr.isatty():
-        yield lambda elapsed: None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message) as status:
-        yield lambda elapsed: status.update(f"{message}… {elapsed:.0f} s")
-
-
-def _converse(args: argparse.Namespace, settings: config.Settings, use_local: bool, automatic: bool) -> int:
+def _converse(
+    args: argparse.Namespace, settings: config.Settings, use_local: bool, automatic: bool, terminal: Terminal
+) -> int:
     """Answer once or hold a conversation; a local model loads meanwhile, and is stopped after."""
     server = _launch_local(settings) if use_local else None
     if use_local and server is None:
         return 2
     try:
-        return _answer(args, settings, server, automatic)
+        return _answer(args, settings, server, automatic, terminal)
     finally:
         if server is not None:
             server.stop()
 
 
-def _answer(args: argparse.Namespace, settings: config.Settings, server: LocalServer | None, automatic: bool) -> int:
+def _answer(
+    args: argparse.Namespace, settings: config.Settings, server: LocalServer | None, automatic: bool, terminal: Terminal
+) -> int:
     """Check everything asked for (a local model loading meanwhile), then answer once or hold a conversation."""
     plain = not settings.markdown or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
@@ -281,42 +258,87 @@ def _answer(args: argparse.Namespace, settings: config.Settings, server: LocalSe
         piped = _read_stdin().strip()
         question = f"{question}\n\n{piped}".strip()
         if not question:
-            _report("error", "nothing to ask: standard input was empty")
+            report("error", "nothing to ask: standard input was empty")
             return 2
     if not question and not sys.stdout.isatty():
-        _report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
+        report("error", 'standard output is not a terminal: give a question to answer once, e.g. chatrepl "hello"')
         return 2
-    from chatrepl import repl
     from chatrepl.models import Catalogue
 
-    try:
-        catalogue = Catalogue(settings.models)
-    except (TypeError, ValueError) as err:
-        _report("error", f"bad model entry in the config file: {err}")
-        return 2
+    catalogue = Catalogue(settings.models)  # checked as the settings were loaded
     examples = _read_examples(settings.examples)
     if examples is None:
         return 2
     store = _open_store(settings.db) if settings.save else None
+    if store is False:
+        return 2
     wanted = None
     if args.resume_last or args.session is not None:
         if store is None:
-            _report("error", "--continue and --session need the history database (not with --no-save)")
+            report("error", "--continue and --session need the history database (not with --no-save)")
             return 2
         wanted = args.session if args.session is not None else store.last_conversation_id()
         if wanted is None or store.conversation(wanted) is None:
-            _report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
+            report("error", f"no saved conversation {wanted}" if wanted is not None else "no saved conversation yet")
             return 2
     if server is not None:
-        if not _await_local(server, settings, catalogue):
+        served = _await_local(server, settings, catalogue)
+        if served is None:
             return 2
+        settings = served
         if automatic:
-            _report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
-    if question:
-        return repl.run_once(
-            settings, catalogue, store, examples, question, plain=plain, debug=args.debug, resume=wanted
-        )
-    return repl.Repl(settings, catalogue, store, examples=examples, plain=plain, debug=args.debug).run(resume=wanted)
+            report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
+    return _hold(args, settings, catalogue, store, examples, question, wanted, plain, terminal)
+
+
+def _hold(
+    args: argparse.Namespace,
+    settings: config.Settings,
+    catalogue: Catalogue,
+    store: Store | None,
+    examples: list[Turn],
+    question: str,
+    wanted: int | None,
+    plain: bool,
+    terminal: Terminal,
+) -> int:
+    """Answer once or hold a conversation, and wait for the last of it to be saved."""
+    from chatrepl.client import ChatClient
+    from chatrepl.output import Output
+    from chatrepl.session import ChatSession
+
+    session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
+    notices = Output(terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question))
+    try:
+        if question:
+            return _once(session, notices, question, wanted, plain)
+        from chatrepl.repl import Repl
+
+        repl = Repl(session, notices, settings.history, settings.toolbar, settings.multiline)
+        return repl.run(resume=wanted)
+    finally:
+        for problem in session.close():
+            notices.warning(problem)
+
+
+def _once(session: ChatSession, notices: Output, question: str, wanted: int | None, plain: bool) -> int:
+    """Answer one question on standard output (notes on standard error): 0 done, 1 failed, 130 interrupted.
+    With `wanted`, the question goes on that saved conversation."""
+    from chatrepl.conversation import COMPLETE, INTERRUPTED
+    from chatrepl.output import Output, ReplySink
+    from chatrepl.turn import uses_completions
+
+    terminal = notices.terminal
+    if wanted is not None:
+        session.resume(wanted)
+    json = session.params.json and not uses_completions(session.params, session.rules)
+    sink = ReplySink(notices, Output(terminal=terminal, plain=plain).reply(json))
+    with terminal.busy():
+        outcome = session.ask(question, sink, terminal)
+        notices.outcome(outcome, json)
+    if outcome.leave is not None:
+        raise SystemExit(outcome.leave)
+    return {COMPLETE: 0, INTERRUPTED: 130}.get(outcome.status, 1)
 
 
 def _read_examples(path: str | None) -> list[Turn] | None:
@@ -330,33 +352,37 @@ def _read_examples(path: str | None) -> list[Turn] | None:
     try:
         return parse_examples(Path(path).expanduser().read_text(encoding="utf-8"), Path(path).suffix.lower())
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        _report("error", f"cannot use the examples file {path}: {err}")
+        report("error", f"cannot use the examples file {path}: {err}")
         return None
 
 
-def _open_store(chosen: str | None) -> Store | None:
-    """The history database, or None (with a warning) when it cannot be used."""
+def _open_store(chosen: str | None) -> Store | Literal[False] | None:
+    """The history database; None (with a warning) when it cannot be used now, False (after an error)
+    when the file is not chatrepl's."""
     from pathlib import Path
 
-    from chatrepl.store import Store, StoreError, default_path
+    from chatrepl.store import NotChatreplDatabase, Store, StoreError, default_path
 
     path = Path(chosen) if chosen else default_path(os.environ)
     try:
         store = Store(path)
+    except NotChatreplDatabase as err:
+        report("error", str(err))
+        return False
     except StoreError as err:
-        _report("warning", f"not saved: {err}")
+        report("warning", f"not saved: {err}")
         return None
     if store.moved_aside is not None:
-        _report("warning", f"the history database {path} was unreadable; moved it to {store.moved_aside}, started anew")
+        report("warning", f"the history database {path} was unreadable; moved it to {store.moved_aside}, started anew")
     return store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, _exit_on_signal)
+    terminal = Terminal()
+    terminal.install()
     try:
-        return run(argv)
+        return run(argv, terminal)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -367,5 +393,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        _report("error", f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
+        report("error", f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
         return 1

@@ -1,4 +1,4 @@
-"""ChatClient: builds requests, yields stream events, turns API errors into ChatError.
+"""ChatClient: sends a Request, yields stream events, turns API errors into ChatError.
 
 `openai` takes a good part of a second to import, so it is imported on first use
 (or by `warm_up`, which the REPL runs in a background thread once the prompt is up).
@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.config import Settings, mask_key
-from chatrepl.conversation import COMPLETION_USER, completion_prompt
-from chatrepl.models import ModelInfo
+from chatrepl.config import mask_key
+from chatrepl.conversation import completion_prompt
 
 if TYPE_CHECKING:
     import openai
+
+    from chatrepl.config import Settings
 
 OPENAI_URL = "https://api.openai.com/v1"
 _KEYLESS_PLACEHOLDER = "no-key"  # local servers ignore it; the openai library insists on one
@@ -78,38 +80,6 @@ class ChatError(Exception):
         return self.kind in ("rate_limit", "server")
 
 
-class _IdleWatchdog:
-    """Closes a stream that has sent no event for `seconds`; keep-alive comments do not count."""
-
-    def __init__(self, seconds: float, close: Callable[[], None]) -> None:
-        self.seconds = seconds
-        self.close = close
-        self.fired = False
-        self._last = time.monotonic()
-        self._done = threading.Event()
-        threading.Thread(target=self._watch, name="idle-watchdog", daemon=True).start()
-
-    def saw_event(self) -> None:
-        self._last = time.monotonic()
-
-    def stop(self) -> None:
-        self._done.set()
-
-    def _watch(self) -> None:
-        interval = min(0.5, self.seconds / 4)
-        woke = time.monotonic()
-        while not self._done.wait(interval):
-            now = time.monotonic()
-            if now - woke > interval + 1:
-                # chatrepl itself was stopped (Ctrl-Z): that was not the server's silence
-                self._last = now
-            woke = now
-            if now - self._last > self.seconds:
-                self.fired = True
-                self.close()  # the read blocked in the other thread fails at once
-                return
-
-
 def _field(item: Any, name: str, kind: type) -> Any:
     """`item.name` if it is a `kind`, else None: a chunk's fields are whatever the server sent."""
     value = getattr(item, name, None)
@@ -140,26 +110,42 @@ def _chunk_events(chunk: Any) -> Iterator[Event]:
             yield Finished(reason)
 
 
-def _hang_up(response: Any) -> None:
-    """Close a response from another thread: shutting the socket down wakes a read blocked on it."""
-    network = response.extensions.get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    response.close()
+@dataclass(frozen=True)
+class Request:
+    """One request exactly as it is sent: the model, the messages and the parameters.
+
+    In completion mode (the legacy Completions API) the messages go as one prompt.
+    """
+
+    model: str
+    messages: tuple[dict[str, str], ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    completion: bool = False
+
+    def body(self) -> dict[str, Any]:
+        """The request's JSON body, but for streaming itself."""
+        if self.completion:
+            return {"model": self.model, "prompt": completion_prompt(list(self.messages)), **self.params}
+        return {"model": self.model, "messages": list(self.messages), **self.params}
 
 
 class ChatClient:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    """Sends requests to one server with one key."""
+
+    def __init__(
+        self, api_key: str | None, base_url: str | None, timeout: float = 60.0, connect_timeout: float = 10.0
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = base_url or OPENAI_URL
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._usage_in_stream = True  # until a server rejects stream_options
 
-    @property
-    def base_url(self) -> str:
-        return self.settings.base_url or OPENAI_URL
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatClient:
+        return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout)
 
     def warm_up(self) -> None:
         """Import openai, build the HTTP client and the reply types ahead of the first request."""
@@ -175,9 +161,9 @@ class ChatClient:
                 import openai
 
                 self._client = openai.OpenAI(
-                    api_key=self.settings.api_key or _KEYLESS_PLACEHOLDER,
+                    api_key=self.api_key or _KEYLESS_PLACEHOLDER,
                     base_url=self.base_url,
-                    timeout=openai.Timeout(self.settings.timeout, connect=self.settings.connect_timeout),
+                    timeout=openai.Timeout(self.timeout, connect=self.connect_timeout),
                     max_retries=0,
                 )
             return self._client
@@ -189,120 +175,87 @@ class ChatClient:
         try:
             return sorted(model.id for model in self._openai().models.list())
         except openai.OpenAIError as err:
-            raise self._error(err) from err
+            raise self._error(err, None) from err
 
-    def request_params(self, rules: ModelInfo) -> dict[str, Any]:
-        """The request's parameters, leaving out what the model's catalogue entry says it rejects."""
-        settings = self.settings
-        params: dict[str, Any] = {"model": settings.model}
-        sampling = ("temperature", "top_p", "presence_penalty", "frequency_penalty") if rules.temperature else ()
-        for key in (*sampling, "stop", "seed"):
-            if getattr(settings, key) is not None:
-                params[key] = getattr(settings, key)
-        if settings.max_tokens is not None:
-            params[rules.max_tokens_param] = settings.max_tokens
-        if settings.json and rules.json_mode:
-            params["response_format"] = {"type": "json_object"}
+    def _create(self, request: Request) -> Any:
+        body = request.body()
         if self._usage_in_stream:
-            params["stream_options"] = {"include_usage": True}
-        return params
+            body["stream_options"] = {"include_usage": True}
+        resource = self._openai().completions if request.completion else self._openai().chat.completions
+        return resource.create(stream=True, **body)
 
-    def uses_completions(self, rules: ModelInfo) -> bool:
-        """Completion mode: the legacy Completions API, asked by the user or required by the model."""
-        return self.settings.mode == "completion" or rules.api == "completions"
-
-    def _create(self, messages: list[dict[str, str]], rules: ModelInfo) -> Any:
-        params = self.request_params(rules)
-        if not self.uses_completions(rules):
-            return self._openai().chat.completions.create(messages=messages, stream=True, **params)
-        params.pop("response_format", None)
-        params.pop(rules.max_tokens_param, None)
-        if self.settings.max_tokens is not None:
-            params["max_tokens"] = self.settings.max_tokens
-        params.setdefault("stop", [f"\n{COMPLETION_USER}"])
-        if self.settings.n:
-            params["n"] = self.settings.n
-        return self._openai().completions.create(prompt=completion_prompt(messages), stream=True, **params)
-
-    def _open_stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Any:
+    def _open_stream(self, request: Request) -> Any:
         import openai
 
         try:
-            return self._create(messages, rules)
+            return self._create(request)
         except openai.BadRequestError as err:
             if not (self._usage_in_stream and "stream_options" in str(err.message)):
                 raise
         # A server that rejects stream_options is asked again without, and never again with.
         self._usage_in_stream = False
-        return self._create(messages, rules)
+        return self._create(request)
 
-    def stream(self, messages: list[dict[str, str]], rules: ModelInfo) -> Iterator[Event]:
-        """Send the conversation and yield the reply as it streams.
+    def stream(self, request: Request, opened: Callable[[Any], None] = lambda response: None) -> Iterator[Event]:
+        """Send the request and yield the reply as it streams; `opened` gets the HTTP response
+        as soon as there is one (so another thread can hang it up).
 
         Raises ChatError; kind "incomplete" means text may already have been yielded.
-        Closing the generator (or an exception such as KeyboardInterrupt while it
-        waits for the network) closes the HTTP stream at once.
         """
         import openai
 
         try:
-            stream = self._open_stream(messages, rules)
+            stream = self._open_stream(request)
         except openai.OpenAIError as err:
-            raise self._error(err) from err
+            raise self._error(err, request.model) from err
+        opened(stream.response)
         finished = False
-        watchdog = _IdleWatchdog(self.settings.idle_timeout, lambda: _hang_up(stream.response))
         try:
             for chunk in stream:
-                watchdog.saw_event()
                 for event in _chunk_events(chunk):
                     finished = finished or isinstance(event, Finished)
                     yield event
-        except Exception as err:
-            if watchdog.fired:
-                raise self._idle_error() from err
-            if isinstance(err, openai.APIConnectionError):
+        except openai.OpenAIError as err:
+            if not isinstance(err, openai.APIConnectionError):
+                raise self._error(err, request.model) from err
+            if not finished:  # lost after the finish (the usage or [DONE] still to come), nothing was lost
                 raise self._stream_broken(err) from err
-            if isinstance(err, openai.OpenAIError):
-                raise self._error(err) from err
-            if isinstance(err, ValueError):  # an event that is not JSON
-                raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
-            raise
+        except ValueError as err:  # an event that is not JSON
+            raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
+        except Exception as err:
+            # Read errors of the HTTP library itself: openai versions differ in wrapping them.
+            if not _is_transport_error(err):
+                raise
+            if not finished:
+                raise self._stream_broken(err) from err
         finally:
-            watchdog.stop()
             stream.close()
-        if watchdog.fired:
-            raise self._idle_error()
         if not finished:
             raise ChatError("incomplete", "the stream ended before the reply was finished")
 
-    def _idle_error(self) -> ChatError:
-        return ChatError(
-            "incomplete",
-            f"no reply text for {self.settings.idle_timeout:g} s: stopped waiting",
-            "change the wait with --idle-timeout",
-        )
+    def open(self, request: Request) -> ReplyStream:
+        """Send the request from a thread of its own; read its events with ReplyStream.get."""
+        return ReplyStream(self, request)
 
     def _stream_broken(self, err: Exception) -> ChatError:
-        import openai
-
-        if isinstance(err, openai.APITimeoutError):
-            return ChatError("incomplete", f"the server sent nothing for {self.settings.timeout:g} s mid-reply")
+        if "Timeout" in type(err).__name__:
+            return ChatError("incomplete", f"the server sent nothing for {self.timeout:g} s mid-reply")
         return ChatError("incomplete", "the connection dropped mid-reply")
 
     def _mask(self, message: str) -> str:
         message = " ".join(message.split())
         if len(message) > _MAX_MESSAGE:
             message = message[: _MAX_MESSAGE - 1] + "…"
-        key = self.settings.api_key
+        key = self.api_key
         return message.replace(key, mask_key(key)) if key else message
 
-    def _error(self, err: Exception) -> ChatError:
+    def _error(self, err: Exception, model: str | None) -> ChatError:
         import openai
 
         if isinstance(err, openai.APITimeoutError):
             return ChatError(
                 "timeout",
-                f"no answer from {self.base_url} within {self.settings.timeout:g} s",
+                f"no answer from {self.base_url} within {self.timeout:g} s",
                 "raise it with --timeout or CHATREPL_TIMEOUT",
             )
         if isinstance(err, openai.APIConnectionError):
@@ -314,12 +267,12 @@ class ChatClient:
                 "is the server running? check OPENAI_BASE_URL or --base-url",
             )
         if isinstance(err, openai.APIStatusError):
-            return self._status_error(err)
+            return self._status_error(err, model)
         if isinstance(err, openai.APIError):
             return ChatError("server", self._mask(f"the server reported an error: {err.message}"))
         return ChatError("client", self._mask(str(err)))
 
-    def _status_error(self, err: openai.APIStatusError) -> ChatError:
+    def _status_error(self, err: openai.APIStatusError, model: str | None) -> ChatError:
         status = err.status_code
         body = err.body if isinstance(err.body, dict) else {}
         detail = body.get("message") or (err.body if isinstance(err.body, str) else "") or err.response.reason_phrase
@@ -333,7 +286,7 @@ class ChatClient:
             return ChatError(
                 "not_found",
                 f"not found (404): {detail}",
-                f"check the model name ({self.settings.model}) and the base URL ({self.base_url})",
+                f"check the model name ({model}) and the base URL ({self.base_url})",
             )
         if status == 429:
             if code == "insufficient_quota":
@@ -376,3 +329,73 @@ def _retry_after(headers: Any) -> float | None:
             continue
         return max(0.0, when.timestamp() - time.time())
     return None
+
+
+def _is_transport_error(err: Exception) -> bool:
+    """An error of the HTTP library under openai (httpx, or httpx2 in newer versions)."""
+    return type(err).__module__.split(".")[0].rstrip("2") in ("httpx", "httpcore")
+
+
+def _hang_up(response: Any) -> None:
+    """Close a response from another thread: shutting the socket down wakes a read blocked on it."""
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
+
+
+DONE = object()  # ReplyStream.get: the stream has ended
+
+
+class ReplyStream:
+    """A request streaming in a thread of its own.
+
+    The reader takes the events with `get`, which returns after at most `timeout` seconds
+    even when nothing came, so it can act on a Ctrl-C or an idle server between events;
+    `cancel` hangs the stream up at once.
+    """
+
+    def __init__(self, client: ChatClient, request: Request) -> None:
+        self._client = client
+        self._request = request
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self._cancelled = False
+        threading.Thread(target=self._run, name="reply-stream", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for event in self._client.stream(self._request, self._opened):
+                if self._cancelled:
+                    return
+                self._events.put(event)
+            self._events.put(DONE)
+        except BaseException as err:  # handed to the reader, who raises it in its own thread
+            self._events.put(err)
+
+    def _opened(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            cancelled = self._cancelled
+        if cancelled:
+            _hang_up(response)
+
+    def get(self, timeout: float) -> Any:
+        """The next Event, DONE at the end, or None if nothing came within `timeout`; raises ChatError."""
+        try:
+            item = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            response = self._response
+        if response is not None:
+            _hang_up(response)

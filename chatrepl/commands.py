@@ -1,7 +1,9 @@
 """The command table: name, aliases, argument, help line, handler, and details for /help NAME.
 
-A handler gets the REPL and the text after the command word, and returns False to
-leave the REPL.  Bare `new`, `quit` and `exit` work as commands too, as they always have.
+A handler gets a narrow Context (the chat session, the output and the prompt's own
+switches) and the parsed argument, and returns an Outcome: go on, leave, or send a
+message.  The argument is parsed by its kind: the raw text, shell-like words (quotes
+keep spaces), or a path then text.  Bare `new`, `quit` and `exit` work as commands too.
 """
 
 from __future__ import annotations
@@ -15,17 +17,72 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatrepl import config
+from chatrepl.config import SAMPLING_KEYS
 from chatrepl.conversation import from_json, to_json, to_markdown
 from chatrepl.render import code_blocks
 
 if TYPE_CHECKING:
-    from chatrepl.repl import Repl
+    from chatrepl.output import Output
+    from chatrepl.session import ChatSession
 
 BARE_WORDS = {"new", "quit", "exit"}
 _SLASH_COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s+(.*))?", re.DOTALL)
+
+
+class Screen(Protocol):
+    """The prompt's own state that commands may change."""
+
+    multiline: bool
+    pending: str  # text for the next prompt
+    attachments: list[str]  # files that go with the next message
+
+    def keep_history(self, keep: bool) -> None: ...
+
+    def show_toolbar(self, show: bool) -> None: ...
+
+    @property
+    def history_kept(self) -> bool: ...
+
+    @property
+    def toolbar_shown(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    session: ChatSession
+    output: Output
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class Outcome:
+    quit: bool = False
+    send: str | None = None  # a message to send now
+    retry: bool = False  # ask for the last reply again
+
+
+CONTINUE = Outcome()
+QUIT = Outcome(quit=True)
+
+
+def text_argument(arg: str) -> str:
+    return arg
+
+
+def words_argument(arg: str) -> list[str]:
+    """Shell-like words: quotes keep spaces; ValueError for an unclosed quote."""
+    return shlex.split(arg)
+
+
+def path_and_text_argument(arg: str) -> tuple[str, str]:
+    """A path (quoted if it has spaces) and the text after it."""
+    lexer = shlex.shlex(arg, posix=True)
+    lexer.whitespace_split = True
+    path = lexer.get_token() or ""
+    return path, lexer.instream.read().strip()
 
 
 @dataclass(frozen=True)
@@ -34,8 +91,9 @@ class Command:
     aliases: tuple[str, ...]
     arguments: str  # how the argument is written in help, "" for none
     help: str
-    handler: Callable[[Repl, str], bool]
+    handler: Callable[[Context, Any], Outcome]
     details: str = ""  # more for /help NAME
+    parse: Callable[[str], Any] = words_argument
 
 
 class UnknownCommand(Exception):
@@ -44,227 +102,262 @@ class UnknownCommand(Exception):
         self.word = word
 
 
-def _new(repl: Repl, arg: str) -> bool:
-    repl.start_new_conversation()
-    repl.notices.note("new conversation")
-    return True
+class BadArgument(Exception):
+    """An argument that cannot be parsed; the message says how to write it."""
 
 
-def _quit(repl: Repl, arg: str) -> bool:
-    return False
+def _one(words: list[str]) -> str:
+    """The one word of an argument ("" for none); a command taking one word ignores no extra words."""
+    if len(words) > 1:
+        raise BadArgument(f"expected one argument, got {len(words)} (quote a path with spaces)")
+    return words[0] if words else ""
 
 
-def _switch(repl: Repl, arg: str, name: str, current: bool) -> bool | None:
+def _new(context: Context, words: list[str]) -> Outcome:
+    context.session.new()
+    context.output.note("new conversation")
+    return CONTINUE
+
+
+def _quit(context: Context, words: list[str]) -> Outcome:
+    return QUIT
+
+
+def _switch(context: Context, words: list[str], name: str, current: bool) -> bool | None:
     """The state `/name on|off` asks for (`current` without an argument); None after reporting a bad one."""
-    choice = arg.lower()
+    choice = _one(words).lower()
     if choice in ("on", "off", ""):
         return choice == "on" if choice else current
-    repl.notices.error(f"/{name} takes on or off, not {arg!r}")
+    context.output.error(f"/{name} takes on or off, not {_one(words)!r}")
     return None
 
 
-def _markdown(repl: Repl, arg: str) -> bool:
-    wanted = _switch(repl, arg, "markdown", not repl.plain)
+def _markdown(context: Context, words: list[str]) -> Outcome:
+    wanted = _switch(context, words, "markdown", not context.output.plain)
     if wanted is not None:
-        repl.plain = not wanted
-        repl.notices.note(f"markdown rendering is {'on' if wanted else 'off'}")
-    return True
+        context.output.plain = not wanted
+        context.output.note(f"markdown rendering is {'on' if wanted else 'off'}")
+    return CONTINUE
 
 
-def _json(repl: Repl, arg: str) -> bool:
-    wanted = _switch(repl, arg, "json", repl.settings.json)
+def _json(context: Context, words: list[str]) -> Outcome:
+    session = context.session
+    wanted = _switch(context, words, "json", session.params.json)
     if wanted is None:
-        return True
-    repl.settings.json = wanted
-    supported = repl.catalogue.lookup(repl.settings.model).json_mode
-    caveat = "" if supported else f" ({repl.settings.model} has no JSON mode: only the hint is sent)"
-    repl.notices.note(f"JSON mode is {'on' if repl.settings.json else 'off'}{caveat}")
-    return True
+        return CONTINUE
+    session.set_parameter("json", wanted)
+    caveat = "" if session.rules.json_mode else f" ({session.model} has no JSON mode: only the hint is sent)"
+    context.output.note(f"JSON mode is {'on' if wanted else 'off'}{caveat}")
+    return CONTINUE
 
 
-def _assign(repl: Repl, key: str, value: str) -> bool:
-    """Set `key` from `value` (empty: back to unset); report a bad value and return False."""
+def _parsed(context: Context, key: str, value: str) -> tuple[bool, Any]:
+    """`value` parsed as setting `key` (empty: back to unset); (False, None) after reporting a bad one."""
     try:
-        parsed = config.OPTION_BY_KEY[key].parse(value) if value.strip() else None
+        return True, config.OPTION_BY_KEY[key].parse(value) if value.strip() else None
     except ValueError as err:
-        repl.notices.error(str(err))
-        return False
-    setattr(repl.settings, key, parsed)
-    return True
+        context.output.error(str(err))
+        return False, None
 
 
-def _mode(repl: Repl, arg: str) -> bool:
-    if arg and not _assign(repl, "mode", arg):
-        return True
-    forced = repl.catalogue.lookup(repl.settings.model).api == "completions" and repl.settings.mode == "chat"
-    note = f" ({repl.settings.model} only has the Completions API, so completion mode is used)" if forced else ""
-    repl.notices.note(f"mode: {repl.settings.mode}{note}")
-    return True
+def _mode(context: Context, words: list[str]) -> Outcome:
+    session = context.session
+    if words:
+        ok, value = _parsed(context, "mode", _one(words))
+        if not ok:
+            return CONTINUE
+        session.set_parameter("mode", value or "chat")
+    forced = session.rules.api == "completions" and session.params.mode == "chat"
+    note = f" ({session.model} only has the Completions API, so completion mode is used)" if forced else ""
+    context.output.note(f"mode: {session.params.mode}{note}")
+    return CONTINUE
 
 
-def _usage(repl: Repl, arg: str) -> bool:
-    turns = sum(turn.role == "assistant" for turn in repl.conversation.turns)
-    repl.notices.note(f"this conversation: {turns} replies · {repl.tally.summary()}")
-    return True
+def _usage(context: Context, words: list[str]) -> Outcome:
+    session = context.session
+    turns = sum(turn.role == "assistant" for turn in session.conversation.turns)
+    context.output.note(f"this conversation: {turns} replies · {session.tally.summary()}")
+    return CONTINUE
 
 
-def _sessions(repl: Repl, arg: str) -> bool:
-    if repl.store is None:
-        repl.notices.note("saving is off: no sessions to list")
-        return True
-    rows = repl.store.conversations(limit=20)
+def _sessions(context: Context, words: list[str]) -> Outcome:
+    if context.session.store is None:
+        context.output.note("saving is off: no sessions to list")
+        return CONTINUE
+    rows = context.session.saved_conversations(limit=20)
     if not rows:
-        repl.notices.note("no saved conversations yet")
+        context.output.note("no saved conversations yet")
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
-        repl.show_info(f"{row.id:>5}  {when}  {row.turns:>3} turns  {row.model:<16} {row.title}")
+        context.output.info(f"{row.id:>5}  {when}  {row.turns:>3} turns  {row.model:<16} {row.title}")
+    return CONTINUE
+
+
+def _resume(context: Context, words: list[str]) -> Outcome:
+    wanted = _one(words)
+    if not wanted.isdigit():
+        context.output.error("usage: /resume ID (the ids are in /sessions)")
+    elif context.session.store is None:
+        context.output.error("saving is off: nothing to resume")
+    elif not resume(context, int(wanted)):
+        context.output.error(f"no saved conversation {wanted}")
+    return CONTINUE
+
+
+def resume(context: Context, conversation_id: int) -> bool:
+    """Go on with a saved conversation and show its history; False if there is none."""
+    session = context.session
+    if session.writer is not None:
+        session.writer.flush(timeout=2.0)
+    row = session.resume(conversation_id)
+    if row is None:
+        return False
+    context.output.note(f"resumed conversation {row.id}: {row.title} · {session.model}")
+    context.output.history(session.conversation.turns)
     return True
 
 
-def _resume(repl: Repl, arg: str) -> bool:
-    if not arg.isdigit():
-        repl.notices.error("usage: /resume ID (the ids are in /sessions)")
-    elif repl.store is None:
-        repl.notices.error("saving is off: nothing to resume")
-    elif not repl.resume(int(arg)):
-        repl.notices.error(f"no saved conversation {arg}")
-    return True
-
-
-def _save(repl: Repl, arg: str) -> bool:
-    if arg.lower() == "off":
-        repl.stop_saving()
-        repl.notices.note("this session is no longer saved")
-    elif not arg:
-        repl.notices.error("usage: /save FILE.md, /save FILE.json, or /save off")
-    else:
-        path = Path(arg).expanduser()
-        formats = {".md": to_markdown, ".json": to_json}
-        if path.suffix.lower() not in formats:
-            repl.notices.error("/save writes .md or .json files")
-            return True
-        try:
-            path.write_text(formats[path.suffix.lower()](repl.conversation), encoding="utf-8")
-        except OSError as err:
-            repl.notices.error(f"not saved: {err}")
-        else:
-            repl.notices.note(f"saved to {path}")
-    return True
-
-
-def _load(repl: Repl, arg: str) -> bool:
-    if not arg:
-        repl.notices.error("usage: /load FILE.json (a file written by /save)")
-        return True
+def _save(context: Context, words: list[str]) -> Outcome:
+    target = _one(words)
+    if target.lower() == "off":
+        context.session.stop_saving()
+        context.output.note("this session is no longer saved")
+        return CONTINUE
+    if not target:
+        context.output.error("usage: /save FILE.md, /save FILE.json, or /save off")
+        return CONTINUE
+    path = Path(target).expanduser()
+    formats = {".md": to_markdown, ".json": to_json}
+    if path.suffix.lower() not in formats:
+        context.output.error("/save writes .md or .json files")
+        return CONTINUE
     try:
-        conversation = from_json(Path(arg).expanduser().read_text(encoding="utf-8"))
+        path.write_text(formats[path.suffix.lower()](context.session.conversation), encoding="utf-8")
+    except OSError as err:
+        context.output.error(f"not saved: {err}")
+    else:
+        context.output.note(f"saved to {path}")
+    return CONTINUE
+
+
+def _load(context: Context, words: list[str]) -> Outcome:
+    source = _one(words)
+    if not source:
+        context.output.error("usage: /load FILE.json (a file written by /save)")
+        return CONTINUE
+    try:
+        conversation = from_json(Path(source).expanduser().read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        repl.notices.error(f"cannot load {arg}: {err}")
-        return True
-    repl.load(conversation)
-    return True
+        context.output.error(f"cannot load {source}: {err}")
+        return CONTINUE
+    context.session.load(conversation)
+    context.output.note(f"loaded {len(conversation.turns)} messages")
+    context.output.history(conversation.turns)
+    return CONTINUE
 
 
-def _model(repl: Repl, arg: str) -> bool:
-    if arg and not _assign(repl, "model", arg):
-        return True
-    facts = [f"model {repl.settings.model}", *repl.catalogue.lookup(repl.settings.model).facts()]
-    repl.notices.note(" · ".join(facts))
-    return True
+def _model(context: Context, words: list[str]) -> Outcome:
+    session = context.session
+    if words:
+        ok, value = _parsed(context, "model", _one(words))
+        if not ok:
+            return CONTINUE
+        session.switch_model(value)
+    context.output.note(" · ".join([f"model {session.model}", *session.rules.facts()]))
+    return CONTINUE
 
 
-def _system(repl: Repl, arg: str) -> bool:
-    if arg:
-        repl.settings.system = arg
-        repl.conversation.system_prompt = arg
-    repl.notices.note(f"system prompt: {repl.settings.system}")
-    return True
+def _system(context: Context, text: str) -> Outcome:
+    if text.strip():
+        context.session.set_system_prompt(text.strip())
+    context.output.note(f"system prompt: {context.session.system_prompt}")
+    return CONTINUE
 
 
-def _set(repl: Repl, arg: str) -> bool:
-    key, _, value = arg.partition(" ")
-    key = key.lower().replace("-", "_")
-    if key and key not in config.SAMPLING_KEYS:
-        repl.notices.error(f"/set knows {', '.join(config.SAMPLING_KEYS)}; not {key!r}")
-        return True
-    if key and not _assign(repl, key, value):
-        return True
-    shown = config.SAMPLING_KEYS if not key else (key,)
-    values = (
-        f"{name} = {'(server default)' if getattr(repl.settings, name) is None else getattr(repl.settings, name)}"
-        for name in shown
-    )
-    repl.notices.note(" · ".join(values))
-    return True
+def _set(context: Context, words: list[str]) -> Outcome:
+    session = context.session
+    key = words[0].lower().replace("-", "_") if words else ""
+    if key and key not in SAMPLING_KEYS:
+        context.output.error(f"/set knows {', '.join(SAMPLING_KEYS)}; not {key!r}")
+        return CONTINUE
+    if key:
+        ok, value = _parsed(context, key, " ".join(words[1:]))
+        if not ok:
+            return CONTINUE
+        session.set_parameter(key, value)
+    shown = SAMPLING_KEYS if not key else (key,)
+    values = []
+    for name in shown:
+        value = getattr(session.params, name)
+        written = "(server default)" if value is None else ",".join(value) if name == "stop" else value
+        values.append(f"{name} = {written}")
+    context.output.note(" · ".join(values))
+    return CONTINUE
 
 
-def _retry(repl: Repl, arg: str) -> bool:
-    if not repl.conversation.drop_reply():
-        repl.notices.error("nothing to retry yet")
-        return True
-    repl.journal.forget(message=False)
-    repl.answer(retry=True)
-    return True
+def _retry(context: Context, words: list[str]) -> Outcome:
+    if not context.session.conversation.exchanges():
+        context.output.error("nothing to retry yet")
+        return CONTINUE
+    return Outcome(retry=True)
 
 
-def _undo(repl: Repl, arg: str) -> bool:
-    if not repl.conversation.undo():
-        repl.notices.error("nothing to undo")
-        return True
-    repl.journal.forget(message=True)
-    repl.notices.note("removed the last exchange")
-    return True
+def _undo(context: Context, words: list[str]) -> Outcome:
+    if not context.session.undo():
+        context.output.error("nothing to undo")
+    else:
+        context.output.note("removed the last exchange")
+    return CONTINUE
 
 
-def _history(repl: Repl, arg: str) -> bool:
-    wanted = _switch(repl, arg, "history", repl.settings.history)
+def _history(context: Context, words: list[str]) -> Outcome:
+    wanted = _switch(context, words, "history", context.screen.history_kept)
     if wanted is not None:
-        repl.settings.history = wanted
-        repl.keep_history(wanted)
-        repl.notices.note(
+        context.screen.keep_history(wanted)
+        context.output.note(
             "input history is kept in a file" if wanted else "input history is kept for this session only"
         )
-    return True
+    return CONTINUE
 
 
-def _toolbar(repl: Repl, arg: str) -> bool:
-    wanted = _switch(repl, arg, "toolbar", repl.settings.toolbar)
+def _toolbar(context: Context, words: list[str]) -> Outcome:
+    wanted = _switch(context, words, "toolbar", context.screen.toolbar_shown)
     if wanted is not None:
-        repl.show_toolbar(wanted)
-    return True
+        context.screen.show_toolbar(wanted)
+    return CONTINUE
 
 
-def _multiline(repl: Repl, arg: str) -> bool:
-    wanted = _switch(repl, arg, "multiline", not repl.multiline)
+def _multiline(context: Context, words: list[str]) -> Outcome:
+    wanted = _switch(context, words, "multiline", not context.screen.multiline)
     if wanted is not None:
-        repl.multiline = wanted
+        context.screen.multiline = wanted
         keys = "Enter adds a line, Alt-Enter sends" if wanted else "Enter sends, Alt-Enter adds a line"
-        repl.notices.note(f"multi-line mode {'on' if wanted else 'off'}: {keys}")
-    return True
+        context.output.note(f"multi-line mode {'on' if wanted else 'off'}: {keys}")
+    return CONTINUE
 
 
-def _edit(repl: Repl, arg: str) -> bool:
+def _edit(context: Context, text: str) -> Outcome:
     editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
     with tempfile.TemporaryDirectory() as folder:
         draft = Path(folder) / "message.md"
-        draft.write_text(arg or repl.pending, encoding="utf-8")
+        draft.write_text(text or context.screen.pending, encoding="utf-8")
         try:
             subprocess.run([*editor, str(draft)], check=True)
         except (OSError, subprocess.CalledProcessError) as err:
-            repl.notices.error(f"the editor {editor[0]} did not run: {err}")
-            return True
-        repl.pending = draft.read_text(encoding="utf-8", errors="replace").rstrip("\n")
-    return True
+            context.output.error(f"the editor {editor[0]} did not run: {err}")
+            return CONTINUE
+        context.screen.pending = draft.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+    return CONTINUE
 
 
 FILE_LIMIT = 256 * 1024  # bytes of one attached file
 
 
-def _file(repl: Repl, arg: str) -> bool:
-    name, _, question = arg.partition(" ")
+def _file(context: Context, argument: tuple[str, str]) -> Outcome:
+    name, question = argument
     if not name:
-        repl.notices.error("usage: /file PATH [question]")
-        return True
+        context.output.error("usage: /file PATH [question] (quote a path with spaces)")
+        return CONTINUE
     path = Path(name).expanduser()
     try:
         size = path.stat().st_size
@@ -276,55 +369,56 @@ def _file(repl: Repl, arg: str) -> bool:
         text = data.decode("utf-8")
     except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
         reason = "it is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
-        repl.notices.error(f"cannot attach {name}: {reason}")
-        return True
-    repl.attachments.append(f"File {path.name}:\n\n```\n{text}\n```")
-    if question.strip():
-        repl.ask(question.strip())
-    else:
-        repl.notices.note(f"{path.name} ({size:,} bytes) goes with your next message")
-    return True
+        context.output.error(f"cannot attach {name}: {reason}")
+        return CONTINUE
+    context.screen.attachments.append(f"File {path.name}:\n\n```\n{text}\n```")
+    if question:
+        return Outcome(send=question)
+    context.output.note(f"{path.name} ({size:,} bytes) goes with your next message")
+    return CONTINUE
 
 
-def _copy(repl: Repl, arg: str) -> bool:
-    replies = [turn.content for turn in repl.conversation.turns if turn.role == "assistant"]
+def _copy(context: Context, words: list[str]) -> Outcome:
+    replies = [turn.content for turn in context.session.conversation.turns if turn.role == "assistant"]
     if not replies:
-        repl.notices.error("no reply to copy yet")
-        return True
+        context.output.error("no reply to copy yet")
+        return CONTINUE
     text = replies[-1]
-    if arg:
+    number = _one(words)
+    if number:
         blocks = code_blocks(text)
-        if not arg.isdigit() or not 1 <= int(arg) <= len(blocks):
+        if not number.isdigit() or not 1 <= int(number) <= len(blocks):
             choice = {0: "no code blocks", 1: "one code block: /copy 1"}.get(
                 len(blocks), f"{len(blocks)} code blocks: /copy 1 to /copy {len(blocks)}"
             )
-            repl.notices.error(f"the last reply has {choice}")
-            return True
-        text = blocks[int(arg) - 1]
-    if not repl.copy_to_clipboard(text):
-        repl.notices.error("copying needs a terminal: the clipboard is written through it (OSC 52)")
-        return True
-    repl.notices.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52; see /help copy)")
-    return True
+            context.output.error(f"the last reply has {choice}")
+            return CONTINUE
+        text = blocks[int(number) - 1]
+    if not context.output.clipboard(text):
+        context.output.error("copying needs a terminal: the clipboard is written through it (OSC 52)")
+        return CONTINUE
+    context.output.note(f"copied {len(text):,} characters (through the terminal: it must allow OSC 52; see /help copy)")
+    return CONTINUE
 
 
-def _clear(repl: Repl, arg: str) -> bool:
-    repl.console.clear()
-    return True
+def _clear(context: Context, words: list[str]) -> Outcome:
+    context.output.clear()
+    return CONTINUE
 
 
-def _help(repl: Repl, arg: str) -> bool:
-    if not arg:
-        repl.show_info(help_text())
-        return True
-    command = _BY_NAME.get(arg.lower().lstrip("/"))
+def _help(context: Context, words: list[str]) -> Outcome:
+    wanted = _one(words)
+    if not wanted:
+        context.output.info(help_text())
+        return CONTINUE
+    command = _BY_NAME.get(wanted.lower().lstrip("/"))
     if command is None:
-        repl.notices.error(f"no command /{arg.lstrip('/')}, try /help")
-        return True
+        context.output.error(f"no command /{wanted.lstrip('/')}, try /help")
+        return CONTINUE
     aliases = "".join(f", /{alias}" for alias in command.aliases)
     details = "".join(f"\n  {line}" for line in command.details.splitlines())
-    repl.show_info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}{details}")
-    return True
+    context.output.info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}{details}")
+    return CONTINUE
 
 
 COMMANDS = (
@@ -367,6 +461,7 @@ COMMANDS = (
         "TEXT",
         "set the system prompt; alone: show it",
         _system,
+        parse=text_argument,
         details="It replaces the system prompt of this conversation and of those started with new.",
     ),
     Command(
@@ -410,7 +505,9 @@ COMMANDS = (
         "PATH [QUESTION]",
         "attach a text file to the next message (or ask QUESTION now)",
         _file,
-        details=f"Tab completes paths. Text files up to {FILE_LIMIT // 1024} KiB; binary files are refused.",
+        details=f'Tab completes paths; quote a path with spaces: /file "my notes.txt" summarize.\n'
+        f"Text files up to {FILE_LIMIT // 1024} KiB; binary files are refused.",
+        parse=path_and_text_argument,
     ),
     Command(
         "copy",
@@ -426,6 +523,7 @@ COMMANDS = (
         "[TEXT]",
         "write the message in $VISUAL or $EDITOR (Ctrl-X Ctrl-E does too)",
         _edit,
+        parse=text_argument,
         details="Saving and quitting the editor puts the text in the input line, ready to send.",
     ),
     Command("multiline", (), "[on|off]", "Enter adds a line and Alt-Enter sends, or back", _multiline),
@@ -458,18 +556,32 @@ def help_text() -> str:
     return "\n".join(lines) + "\n\n" + KEYS_HELP
 
 
-def parse(line: str) -> tuple[Command, str] | None:
-    """The command a line asks for and its argument, or None for a message to the model.
+def parse(line: str) -> tuple[Command, Any] | None:
+    """The command a line asks for and its parsed argument, or None for a message to the model.
 
-    Raises UnknownCommand for a `/word` that names no command.
+    Raises UnknownCommand for a `/word` that names no command, BadArgument for an argument
+    that cannot be parsed (an unclosed quote).
     """
     stripped = line.strip()
     if stripped.lower() in BARE_WORDS:
-        return _BY_NAME[stripped.lower()], ""
+        return _BY_NAME[stripped.lower()], []
     match = _SLASH_COMMAND.fullmatch(stripped)
     if not match:
         return None
     word = match.group(1).lower()
     if word not in _BY_NAME:
         raise UnknownCommand(match.group(1))
-    return _BY_NAME[word], (match.group(2) or "").strip()
+    command = _BY_NAME[word]
+    try:
+        return command, command.parse((match.group(2) or "").strip())
+    except ValueError as err:
+        raise BadArgument(f"/{command.name}: {str(err).lower()}") from None
+
+
+def run(context: Context, command: Command, argument: Any) -> Outcome:
+    """Run a parsed command; a bad argument is reported, not raised."""
+    try:
+        return command.handler(context, argument)
+    except BadArgument as err:
+        context.output.error(f"/{command.name}: {err}")
+        return CONTINUE

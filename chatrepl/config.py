@@ -308,6 +308,13 @@ def load_settings(
         if key in OPTION_BY_KEY:
             apply(key, raw, f"{path} key {key!r}")
         elif key == "models" and isinstance(raw, dict) and all(isinstance(entry, dict) for entry in raw.values()):
+            from chatrepl.models import check_entry
+
+            try:
+                for name, entry in raw.items():
+                    check_entry(name, entry, str(path))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
             settings.models = raw
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")

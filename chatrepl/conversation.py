@@ -40,9 +40,6 @@ class Conversation:
         if self.turns and self.turns[-1].role == "user":
             self.turns.pop()
 
-    def reset(self) -> None:
-        self.turns.clear()
-
     def undo(self) -> bool:
         """Forget the last user message and its replies; False if there is none."""
         users = [index for index, turn in enumerate(self.turns) if turn.role == "user"]
@@ -59,19 +56,18 @@ class Conversation:
         del self.turns[users[-1] + 1 :]
         return True
 
-    def drop_oldest_exchange(self) -> bool:
-        """Forget the oldest user message and its replies, never the last message; False if none can go."""
-        later_users = [index for index, turn in enumerate(self.turns) if turn.role == "user" and index > 0]
-        if not later_users:
-            return False
-        del self.turns[: later_users[0]]
-        return True
+    def exchanges(self) -> int:
+        """How many user messages there are, each with its replies."""
+        return sum(turn.role == "user" for turn in self.turns)
 
-    def messages(self) -> list[dict[str, str]]:
-        """The request messages: the system prompt, the examples, then every turn in order."""
+    def messages(self, skip: int = 0) -> list[dict[str, str]]:
+        """The request messages: the system prompt, the examples, then the turns in order,
+        leaving out the `skip` oldest exchanges (never the last one)."""
         result = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         result += [{"role": turn.role, "content": turn.content} for turn in self.examples]
-        for turn in self.turns:
+        users = [index for index, turn in enumerate(self.turns) if turn.role == "user"]
+        start = users[min(skip, len(users) - 1)] if skip and users else 0
+        for turn in self.turns[start:]:
             content = turn.content
             if turn.status in _CUT_NOTES:
                 content = f"{content}\n\n{_CUT_NOTES[turn.status]}"

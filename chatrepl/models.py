@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -48,28 +50,60 @@ class ModelInfo:
         return facts
 
 
-_FIELDS = {name for name in ModelInfo.__dataclass_fields__ if name != "name"}
+def money_text(dollars: float) -> str:
+    """Dollars with enough digits to show a small figure: $0.0112, $0.000005."""
+    if dollars >= 0.001 or dollars <= 0:
+        return f"${dollars:.4f}"
+    return f"${dollars:.{1 - math.floor(math.log10(dollars))}f}"
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "context": (int,),
+    "max_output": (int,),
+    "input_per_million": (int, float),
+    "output_per_million": (int, float),
+    "cached_input_per_million": (int, float),
+    "max_tokens_param": (str,),
+    "temperature": (bool,),
+    "json_mode": (bool,),
+    "api": (str,),
+}
+_KIND_NAMES = {(int,): "a whole number", (int, float): "a number", (str,): "text", (bool,): "true or false"}
+_CHOICES = {"api": ("chat", "completions"), "max_tokens_param": ("max_tokens", "max_completion_tokens")}
+
+
+def check_entry(name: str, entry: dict[str, Any], where: str) -> None:
+    """ValueError naming the file, the key and what is wrong with a catalogue entry."""
+    for key, value in entry.items():
+        place = f'{where}: models."{name}".{key}'
+        kinds = _KINDS.get(key)
+        if kinds is None:
+            raise ValueError(f"{place}: unknown model setting")
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"{place}: expected {_KIND_NAMES[kinds]}, got {value!r}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ValueError(f"{place}: expected {' or '.join(_CHOICES[key])}, got {value!r}")
+        if kinds != (bool,) and kinds != (str,) and value < 0:
+            raise ValueError(f"{place}: expected a number of at least 0, got {value!r}")
 
 
 def _info(name: str, entry: dict[str, Any], where: str) -> ModelInfo:
-    unknown = set(entry) - _FIELDS
-    if unknown:
-        raise ValueError(f"{where}: unknown model setting {sorted(unknown)[0]!r} for {name!r}")
+    check_entry(name, entry, where)
     return ModelInfo(name=name, **entry)
 
 
 class Catalogue:
     """Known models; the user's entries (from config.toml) replace or extend the bundled ones."""
 
-    def __init__(self, user_models: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, user_models: dict[str, dict[str, Any]] | None = None, where: str = "config.toml") -> None:
+        """`user_models` come from `where`; ValueError names what is wrong with one."""
         bundled = tomllib.loads(resources.files("chatrepl").joinpath("data/models.toml").read_text("utf-8"))
         self.prices_checked: str = bundled["prices_checked"]
         self._models = {name: _info(name, entry, "models.toml") for name, entry in bundled["models"].items()}
         for name, entry in (user_models or {}).items():
-            base = self._models.get(name)
-            merged = {**(base.__dict__ if base else {}), **entry}
-            merged.pop("name", None)
-            self._models[name] = _info(name, merged, "config.toml")
+            check_entry(name, entry, where)
+            base = self._models.get(name, ModelInfo(name=name))
+            self._models[name] = dataclasses.replace(base, **entry)
 
     def add(self, name: str, entry: dict[str, Any]) -> None:
         self._models[name] = _info(name, entry, "chatrepl")

@@ -144,6 +144,15 @@ def code_blocks(text: str) -> list[str]:
     return [token.content for token in _block_parser().parse(text) if token.type in ("fence", "code_block")]
 
 
+def warm_up() -> None:
+    """Import and build what rendering a reply needs (markdown, highlighting), ahead of the first reply."""
+    import io
+
+    from rich.console import Console
+
+    Console(file=io.StringIO()).print(markdown("# x\n\n```python\nx = 1\n```"))
+
+
 def render_whole(console: Console, text: str) -> None:
     """Print a whole reply at once: what streaming it through MarkdownRenderer leaves in scrollback."""
     console.print(markdown(sanitize(text)), crop=False)

@@ -1,27 +1,29 @@
 """SQLite sessions: conversations, messages and partial replies; schema migrations.
 
-One connection per process, WAL mode so a reader never blocks a writer, a busy
-timeout so two chatrepl processes writing at once wait for each other instead of
-failing, and every write in a BEGIN IMMEDIATE transaction.  The schema version is
+WAL mode so a reader never blocks a writer, a busy timeout so two chatrepl processes
+writing at once wait for each other instead of failing, and every write all or nothing
+in a BEGIN IMMEDIATE transaction.  The journal (`journal.py`) writes from a thread of
+its own, so the database never holds up a reply, and signals never land inside a write.  The schema version is
 `PRAGMA user_version`; MIGRATIONS[n] takes a database from version n to n + 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chatrepl.config import app_dir, open_private
 
-if TYPE_CHECKING:
-    from chatrepl.conversation import Conversation
+APPLICATION_ID = 0x63687270  # "chrp" in the file's header: this database is chatrepl's
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 MIGRATIONS = [
     """
@@ -50,14 +52,30 @@ MIGRATIONS = [
     );
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     """,
+    # The parameters a conversation last used, and a streaming reply's text in appended pieces
+    # (saving it whole again at every save would cost the square of its length).
+    f"""
+    PRAGMA application_id = {APPLICATION_ID};
+    ALTER TABLE conversations ADD COLUMN parameters TEXT NOT NULL DEFAULT '{{}}';
+    CREATE TABLE reply_pieces (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX reply_pieces_by_message ON reply_pieces(message_id);
+    """,
 ]
 
 
 OPEN_PATIENCE = 10.0  # seconds to keep trying while another process holds the database
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's
 
 
 class StoreError(Exception):
     """The database cannot be used; the message says why."""
+
+
+class NotChatreplDatabase(StoreError):
+    """The file is something else than chatrepl's database: it is left as it is."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class ConversationRow:
     system_prompt: str
     turns: int
     updated: float
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,19 @@ def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
     return "not a database" in str(err) or "malformed" in str(err)
 
 
+def _header(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(100)
+    except OSError:
+        return b""
+
+
+def _is_chatrepls(header: bytes) -> bool:
+    """An SQLite file that chatrepl made: its header carries chatrepl's application id."""
+    return header.startswith(SQLITE_HEADER) and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+
+
 def _create_private(path: Path) -> None:
     """Make the directory (0700) and an empty file (0600) before SQLite opens it."""
     with suppress(FileExistsError):
@@ -96,14 +128,21 @@ def _create_private(path: Path) -> None:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    """One connection to the database; a Writer opens one of its own for the journal."""
+
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = path
-        self.moved_aside: Path | None = None  # where a corrupt database was put
+        self.busy_timeout = busy_timeout
+        self.moved_aside: Path | None = None  # where a damaged database was put
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as err:
             if not _is_corrupt(err):  # locked, unreadable, read-only: not a reason to move anything
                 raise StoreError(f"cannot open {path}: {err}") from err
+            if not _is_chatrepls(_header(path)):
+                raise NotChatreplDatabase(
+                    f"{path} is not a chatrepl history database; it is left as it is (choose another with --db)"
+                ) from err
             self.moved_aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(path, self.moved_aside)
             for suffix in ("-wal", "-shm"):
@@ -113,15 +152,20 @@ class Store:
             raise StoreError(f"cannot open {path}: {err}") from err
 
     def _open(self) -> sqlite3.Connection:
+        header = _header(self.path)
+        if header and not header.startswith(SQLITE_HEADER):
+            raise NotChatreplDatabase(
+                f"{self.path} is not an SQLite database; it is left as it is (choose another file with --db)"
+            )
         _create_private(self.path)
         deadline = time.monotonic() + OPEN_PATIENCE
         while True:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
             try:
-                db.execute("PRAGMA busy_timeout = 10000")
+                db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
                 db.execute("PRAGMA journal_mode = WAL")
                 # Commits reach the OS at once (a killed chatrepl loses nothing) without waiting
-                # for the disk on every one: that wait would sit between Enter and the request.
+                # for the disk on every one.
                 db.execute("PRAGMA synchronous = NORMAL")
                 db.execute("PRAGMA foreign_keys = ON")
                 self._migrate(db)
@@ -133,15 +177,19 @@ class Store:
                 if "locked" not in str(err) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-            except sqlite3.Error:
+            except BaseException:
                 db.close()
                 raise
 
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        with _transaction(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            application = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if application not in (0, APPLICATION_ID) or (version == 0 and tables):
+                raise NotChatreplDatabase(
+                    f"{self.path} is another program's SQLite database; it is left as it is (choose another with --db)"
+                )
             if version > len(MIGRATIONS):
                 raise StoreError(f"the database is from a newer chatrepl (schema {version})")
             for number in range(version, len(MIGRATIONS)):
@@ -149,58 +197,130 @@ class Store:
                     if statement.strip():
                         db.execute(statement)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return _transaction(self._db)
+
+    def reopen(self) -> Store:
+        """Another connection to the same database, for another thread."""
+        return Store(self.path, self.busy_timeout)
 
     def close(self) -> None:
         self._db.close()
 
-    def new_conversation(self, model: str, system_prompt: str, title: str) -> int:
-        now = time.time()
+    def new_conversation(
+        self, model: str, system_prompt: str, title: str, parameters: dict[str, Any] | None = None
+    ) -> int:
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO conversations (title, model, system_prompt, created, updated) VALUES (?, ?, ?, ?, ?)",
-                (title, model, system_prompt, now, now),
-            )
+            return self._insert_conversation(db, model, system_prompt, title, parameters or {})
+
+    @staticmethod
+    def _insert_conversation(
+        db: sqlite3.Connection, model: str, system_prompt: str, title: str, parameters: dict[str, Any]
+    ) -> int:
+        now = time.time()
+        cursor = db.execute(
+            "INSERT INTO conversations (title, model, system_prompt, parameters, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (title, model, system_prompt, json.dumps(parameters), now, now),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    @staticmethod
+    def _insert_message(
+        db: sqlite3.Connection,
+        conversation_id: int,
+        role: str,
+        content: str,
+        status: str,
+        model: str,
+        parameters: dict[str, Any],
+    ) -> int:
+        now = time.time()
+        cursor = db.execute(
+            "INSERT INTO messages (conversation_id, role, content, model, parameters, status, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, role, content, model, json.dumps(parameters), status, now, now),
+        )
+        db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
     def add_message(
         self, conversation_id: int, role: str, content: str, status: str, model: str, parameters: dict[str, Any]
     ) -> int:
-        now = time.time()
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO messages (conversation_id, role, content, model, parameters, status, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, model, json.dumps(parameters), status, now, now),
-            )
-            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            return self._insert_message(db, conversation_id, role, content, status, model, parameters)
 
-    def update_message(self, message_id: int, **fields: Any) -> None:
-        """Set content, status, tokens_in, tokens_out, cost or finish_reason of a message."""
-        allowed = {"content", "status", "tokens_in", "tokens_out", "cost", "finish_reason"}
-        if not fields or set(fields) - allowed:
-            raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+    def import_conversation(self, model: str, system_prompt: str, title: str, turns: list[tuple[str, str, str]]) -> int:
+        """A whole conversation of (role, content, status) turns, in one transaction."""
+        with self._write() as db:
+            conversation_id = self._insert_conversation(db, model, system_prompt, title, {})
+            for role, content, status in turns:
+                self._insert_message(db, conversation_id, role, content, status, model, {})
+        return conversation_id
+
+    def set_conversation(
+        self, conversation_id: int, model: str, system_prompt: str, parameters: dict[str, Any]
+    ) -> None:
+        """Record the model, system prompt and parameters a conversation goes on with."""
         with self._write() as db:
             db.execute(
-                f"UPDATE messages SET {assignments}, updated = ? WHERE id = ?",
-                (*fields.values(), time.time(), message_id),
+                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ? WHERE id = ?",
+                (model, system_prompt, json.dumps(parameters), conversation_id),
+            )
+
+    def begin_turn(self, turn: TurnStart) -> tuple[int, int | None, int]:
+        """In one transaction: the conversation (made or brought up to date), the user's message
+        (unless it is saved already) and the reply to come, marked interrupted until it is finished.
+        Returns the ids of the conversation, the user's message and the reply."""
+        with self._write() as db:
+            conversation_id = turn.conversation_id
+            if conversation_id is None:
+                title = " ".join((turn.user_text or "").split())[:60]
+                conversation_id = self._insert_conversation(
+                    db, turn.model, turn.system_prompt, title, turn.conversation_parameters
+                )
+            else:
+                db.execute(
+                    "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ? WHERE id = ?",
+                    (turn.model, turn.system_prompt, json.dumps(turn.conversation_parameters), conversation_id),
+                )
+            user_id = None
+            if turn.user_text is not None:
+                user_id = self._insert_message(db, conversation_id, "user", turn.user_text, "complete", turn.model, {})
+            reply_id = self._insert_message(
+                db, conversation_id, "assistant", "", "interrupted", turn.model, turn.sent_parameters
+            )
+        return conversation_id, user_id, reply_id
+
+    def append_reply(self, reply_id: int, text: str) -> None:
+        """Save more of a reply that is still streaming."""
+        with self._write() as db:
+            db.execute("INSERT INTO reply_pieces (message_id, text) VALUES (?, ?)", (reply_id, text))
+
+    def finish_reply(self, reply_id: int, content: str, status: str, **figures: Any) -> None:
+        """The whole reply, its status and its tokens_in, tokens_out, cost or finish_reason."""
+        allowed = {"tokens_in", "tokens_out", "cost", "finish_reason"}
+        if set(figures) - allowed:
+            raise ValueError(f"cannot update {sorted(set(figures) - allowed)}")
+        assignments = "".join(f", {name} = ?" for name in figures)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE messages SET content = ?, status = ?{assignments}, updated = ? WHERE id = ?",
+                (content, status, *figures.values(), time.time(), reply_id),
+            )
+            db.execute("DELETE FROM reply_pieces WHERE message_id = ?", (reply_id,))
+
+    def take_back(self, conversation_id: int, message_ids: list[int]) -> None:
+        """Delete the messages of a turn that failed, and the conversation if that leaves it empty."""
+        with self._write() as db:
+            db.executemany("DELETE FROM messages WHERE id = ?", [(message_id,) for message_id in message_ids])
+            db.execute(
+                "DELETE FROM conversations WHERE id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM messages WHERE conversation_id = conversations.id)",
+                (conversation_id,),
             )
 
     def drop_last_exchange(self, conversation_id: int, keep_message: bool) -> None:
@@ -213,125 +333,70 @@ class Store:
                 first = row[0] + 1 if keep_message else row[0]
                 db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, first))
 
-    def delete_message(self, message_id: int) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-
     def _conversation_rows(self, where: str, parameters: tuple[Any, ...]) -> list[ConversationRow]:
         rows = self._db.execute(
             "SELECT c.id, c.title, c.model, c.system_prompt,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user'), c.updated"
-            f" FROM conversations c {where}",
+            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user'),"
+            f" c.updated, c.parameters FROM conversations c {where}",
             parameters,
         ).fetchall()
-        return [ConversationRow(*row) for row in rows]
+        return [ConversationRow(*row[:6], parameters=_json_object(row[6])) for row in rows]
 
     def conversations(self, limit: int = 20) -> list[ConversationRow]:
         return self._conversation_rows("ORDER BY c.updated DESC, c.id DESC LIMIT ?", (limit,))
 
     def conversation(self, conversation_id: int) -> tuple[ConversationRow, list[MessageRow]] | None:
+        """A saved conversation; a reply cut off by a kill has what was saved of it, and one
+        cut off before any of it was saved is left out."""
         found = self._conversation_rows("WHERE c.id = ?", (conversation_id,))
         if not found:
             return None
-        messages = self._db.execute(
-            "SELECT role, content, status FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        rows = self._db.execute(
+            "SELECT m.role, m.content || COALESCE((SELECT group_concat(p.text, '') FROM"
+            " (SELECT text FROM reply_pieces WHERE message_id = m.id ORDER BY rowid) p), ''), m.status"
+            " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
+            (conversation_id,),
         ).fetchall()
-        return found[0], [MessageRow(*row) for row in messages]
+        messages = [MessageRow(*row) for row in rows if row[1] or row[0] != "assistant" or row[2] == "complete"]
+        return found[0], messages
 
     def last_conversation_id(self) -> int | None:
-        row = self._db.execute("SELECT id FROM conversations ORDER BY updated DESC, id DESC LIMIT 1").fetchone()
+        """The conversation written to last, of those with a message."""
+        row = self._db.execute(
+            "SELECT id FROM conversations c WHERE EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)"
+            " ORDER BY updated DESC, id DESC LIMIT 1"
+        ).fetchone()
         return row[0] if row else None
 
 
-JOURNAL_INTERVAL = 0.25  # seconds between saves of a reply that is still streaming
+@dataclass(frozen=True)
+class TurnStart:
+    """What is saved as a turn begins."""
+
+    conversation_id: int | None
+    user_text: str | None  # None: the message is saved already (a retry)
+    model: str
+    system_prompt: str
+    conversation_parameters: dict[str, Any]  # what the conversation goes on with
+    sent_parameters: dict[str, Any]  # what this request sent
 
 
-class TurnJournal:
-    """Saves one conversation's turns as they happen; a failed write is reported, never fatal.
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
-    The user's message is committed before the request goes out, and the reply is
-    saved as it streams, marked interrupted until it is known to be otherwise, so a
-    process killed mid-reply leaves the partial reply behind.
-    """
 
-    def __init__(self, store: Store | None, warn: Callable[[str], None]) -> None:
-        self.store = store
-        self.warn = warn
-        self.conversation_id: int | None = None
-        self._reply_id: int | None = None
-        self._user_id: int | None = None
-        self._text = ""
-        self._saved_at = 0.0
-
-    def _try(self, action: Callable[[], Any]) -> Any:
-        if self.store is None:
-            return None
-        try:
-            return action()
-        except (sqlite3.Error, OSError, StoreError) as err:
-            self.warn(f"not saved: {err}")
-            self.store = None  # one warning, not one per chunk; the reply goes on regardless
-            return None
-
-    def adopt(self, conversation: Conversation, model: str) -> None:
-        """Save an imported conversation as a new one, turns and all."""
-        store = self.store
-        if store is None or not conversation.turns:
-            return
-        title = " ".join(conversation.turns[0].content.split())[:60]
-
-        def save() -> int:
-            new_id = store.new_conversation(model, conversation.system_prompt, title)
-            for turn in conversation.turns:
-                store.add_message(new_id, turn.role, turn.content, turn.status, model, {})
-            return new_id
-
-        self.conversation_id = self._try(save)
-
-    def begin(self, user_text: str | None, model: str, system_prompt: str, parameters: dict[str, Any]) -> None:
-        """Save the user's message (None: it is saved already, as the last one) and a reply to come."""
-        store = self.store
-        if store is None:
-            return
-        if self.conversation_id is None and user_text is not None:
-            title = " ".join(user_text.split())[:60]
-            self.conversation_id = self._try(lambda: store.new_conversation(model, system_prompt, title))
-        conversation_id = self.conversation_id
-        if conversation_id is None:
-            return
-        if user_text is not None:
-            self._user_id = self._try(
-                lambda: store.add_message(conversation_id, "user", user_text, "complete", model, {})
-            )
-        self._reply_id = self._try(
-            lambda: store.add_message(conversation_id, "assistant", "", "interrupted", model, parameters)
-        )
-        self._text, self._saved_at = "", time.monotonic()
-
-    def partial(self, delta: str) -> None:
-        self._text += delta
-        store, reply_id, text = self.store, self._reply_id, self._text
-        if store is None or reply_id is None or time.monotonic() - self._saved_at < JOURNAL_INTERVAL:
-            return
-        self._saved_at = time.monotonic()
-        self._try(lambda: store.update_message(reply_id, content=text))
-
-    def finish(self, content: str | None, status: str, retry: bool = False, **figures: Any) -> None:
-        """Record the reply; content None means the request failed: the turn is taken back
-        (with `retry`, only the reply: the message stays, as it does in the conversation)."""
-        reply_id, user_id, store = self._reply_id, self._user_id, self.store
-        self._reply_id = None
-        if reply_id is None or store is None:
-            return
-        if content is not None:
-            self._try(lambda: store.update_message(reply_id, content=content, status=status, **figures))
-        elif retry or user_id is None:
-            self._try(lambda: store.delete_message(reply_id))
-        else:
-            self._try(lambda: (store.delete_message(reply_id), store.delete_message(user_id)))
-
-    def forget(self, message: bool) -> None:
-        """Delete the replies to the last message saved (/retry), and with `message` the message too (/undo)."""
-        store, conversation_id = self.store, self.conversation_id
-        if store is not None and conversation_id is not None:
-            self._try(lambda: store.drop_last_exchange(conversation_id, keep_message=not message))
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All or nothing: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -5,6 +5,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai_server import FakeOpenAI
@@ -12,10 +13,15 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
+from chatrepl.client import ChatClient
 from chatrepl.config import Settings
+from chatrepl.conversation import Turn
 from chatrepl.models import Catalogue
+from chatrepl.output import Output
 from chatrepl.repl import Repl
+from chatrepl.session import ChatSession
 from chatrepl.store import Store
+from chatrepl.terminal import Terminal
 
 TEST_KEY = "sk-test-0123456789abcdef"
 
@@ -63,18 +69,53 @@ def cli_env(clean_env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
     return {**clean_env, "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.url, "CHATREPL_MODEL": "test-model"}
 
 
+def make_session(settings: Settings, store: Store | None = None, examples: list[Turn] | None = None) -> ChatSession:
+    catalogue = Catalogue(settings.models)
+    return ChatSession.from_settings(settings, catalogue, store, examples or [], ChatClient.from_settings(settings))
+
+
+def make_repl(
+    settings: Settings,
+    pipe: Any,
+    console: Console,
+    store: Store | None = None,
+    examples: list[Turn] | None = None,
+    plain: bool = False,
+    debug: bool = False,
+) -> Repl:
+    """A REPL as chatrepl builds one, reading from a prompt_toolkit pipe and writing to `console`."""
+    output = Output(console, Terminal(), plain=plain, debug=debug)
+    prompt_io = {"input": pipe, "output": DummyOutput()}
+    session = make_session(settings, store, examples)
+    return Repl(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io=prompt_io)
+
+
+def drive(repl: Repl) -> int:
+    """Run the REPL to its end, then wait for the journal as chatrepl does on its way out."""
+    try:
+        return repl.run()
+    finally:
+        for problem in repl.session.close():
+            repl.output.warning(problem)
+
+
 def run_repl(
-    settings: Settings, keys: str, plain: bool = False, debug: bool = False, store: Store | None = None
+    settings: Settings,
+    keys: str,
+    plain: bool = False,
+    debug: bool = False,
+    store: Store | None = None,
+    console: Console | None = None,
+    examples: list[Turn] | None = None,
 ) -> tuple[Repl, str, int]:
     """Type `keys` into a REPL, then Ctrl-C (clears any restored text) and Ctrl-D.
 
     Returns the REPL, its output and its exit code.
     """
+    out = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text(keys + "\x03\x04")
-        out = io.StringIO()
-        console = Console(file=out, width=80, color_system=None)
-        prompt_io = {"input": pipe, "output": DummyOutput()}
-        repl = Repl(settings, Catalogue(settings.models), store, console, plain=plain, debug=debug, prompt_io=prompt_io)
-        code = repl.run()
-    return repl, out.getvalue(), code
+        console = console or Console(file=out, width=80, color_system=None)
+        repl = make_repl(settings, pipe, console, store, examples, plain, debug)
+        code = drive(repl)
+    return repl, (out.getvalue() or console.file.getvalue()), code

@@ -10,20 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_repl
+from conftest import drive, make_repl, run_repl
 from openai_server import FakeOpenAI, Script
 from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.config import Settings
 from chatrepl.conversation import INCOMPLETE, INTERRUPTED, Turn
-from chatrepl.models import Catalogue
 from chatrepl.repl import Repl
 
 
 def roles(repl: Repl) -> list[tuple[str, str]]:
-    return [(turn.role, turn.content) for turn in repl.conversation.turns]
+    return [(turn.role, turn.content) for turn in repl.session.conversation.turns]
 
 
 def test_second_request_carries_the_first_turn(server: FakeOpenAI, settings: Settings) -> None:
@@ -120,7 +118,7 @@ def test_a_dropped_stream_keeps_the_partial_marked_incomplete(server: FakeOpenAI
     server.enqueue(Script(text="one two three four five six", chunk_size=4, drop_after=3), Script(text="ok"))
     repl, output, _ = run_repl(settings, "count\rgo on\r")
     assert "connection dropped mid-reply (the partial reply is kept)" in output
-    partial = repl.conversation.turns[1]
+    partial = repl.session.conversation.turns[1]
     assert (partial.role, partial.content, partial.status) == ("assistant", "one two ", INCOMPLETE)
     # The model is told its earlier reply was cut off, not handed it as a whole answer.
     assert server.requests[1]["messages"][2]["content"].startswith("one two \n\n[reply cut off")
@@ -159,7 +157,7 @@ def test_ctrl_c_mid_reply_keeps_the_partial(server: FakeOpenAI, settings: Settin
     threading.Thread(target=interrupt, daemon=True).start()
     repl, output, code = run_repl(settings, "talk\rmore\r")
     assert code == 0
-    partial = repl.conversation.turns[1]
+    partial = repl.session.conversation.turns[1]
     assert partial.status == INTERRUPTED and 0 < len(partial.content) < len("word " * 400)
     assert "interrupted" in output
     # The HTTP stream was closed at once: the server saw the hang-up within a few chunks.
@@ -250,7 +248,7 @@ def test_tab_completes_commands_models_and_keys(server: FakeOpenAI, settings: Se
     from prompt_toolkit.document import Document
 
     repl, _, _ = run_repl(settings, "")
-    completer = repl.session.completer
+    completer = repl.prompt.completer
     assert completer is not None
 
     def complete(text: str) -> list[str]:
@@ -274,18 +272,8 @@ def test_old_turns_are_left_out_to_fit_the_context_window(server: FakeOpenAI, se
     settings.models = {"small-window": {"context": 400}}
     examples = [Turn("user", "example question"), Turn("assistant", "example answer")]
     long = "word " * 200  # about 250 tokens each
-    with create_pipe_input() as pipe:
-        pipe.send_text(f"{long}\rsecond {long}\rthird\r\x03\x04")
-        out = io.StringIO()
-        repl = Repl(
-            settings,
-            Catalogue(settings.models),
-            console=Console(file=out, width=80, color_system=None),
-            examples=examples,
-            prompt_io={"input": pipe, "output": DummyOutput()},
-        )
-        repl.run()
-    assert "left out the 1 oldest exchange(s) to fit the model's context window" in out.getvalue()
+    _, output, _ = run_repl(settings, f"{long}\rsecond {long}\rthird\r", examples=examples)
+    assert "left out the 1 oldest exchange(s) to fit the model's context window" in output
     sent = server.requests[-1]["messages"]
     assert sent[0]["role"] == "system" and sent[1:3] == [
         {"role": "user", "content": "example question"},
@@ -397,7 +385,7 @@ def test_toolbar_shows_model_mode_context_and_cost(server: FakeOpenAI, settings:
     repl, _, _ = run_repl(settings, "hello\r/json on\r")
     assert repl.toolbar_text() == "gpt-4o-mini · json · context 0% · session $0.0000039"
     repl.show_toolbar(False)
-    assert repl.session.bottom_toolbar is None
+    assert repl.prompt.bottom_toolbar is None
 
 
 def test_rate_limits_and_server_errors_are_retried_before_any_text(server: FakeOpenAI, settings: Settings) -> None:
@@ -442,7 +430,7 @@ def test_ctrl_c_stops_the_countdown(server: FakeOpenAI, settings: Settings) -> N
     repl, output, _ = run_repl(settings, "hello\r")
     assert time.monotonic() - started < 10
     assert "interrupted" in output and len(server.requests) == 1
-    assert repl.conversation.turns == []
+    assert repl.session.conversation.turns == []
 
 
 def test_file_attaches_text_and_refuses_binary_and_big_files(
@@ -468,12 +456,8 @@ def test_copy_writes_the_clipboard_through_the_terminal(server: FakeOpenAI, sett
 
     reply = "Run this:\n\n```sh\necho one\n```\n\nand\n\n```py\nprint(2)\n```\n"
     server.enqueue(Script(text=reply))
-    with create_pipe_input() as pipe:
-        pipe.send_text("/copy\rhello\r/copy 2\r/copy 3\r/copy\r\x03\x04")
-        out = io.StringIO()
-        console = Console(file=out, width=80, force_terminal=True, color_system=None)
-        Repl(settings, Catalogue({}), console=console, prompt_io={"input": pipe, "output": DummyOutput()}).run()
-    output = out.getvalue()
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    _, output, _ = run_repl(settings, "/copy\rhello\r/copy 2\r/copy 3\r/copy\r", console=console)
     assert "no reply to copy yet" in output
     assert f"\x1b]52;c;{base64.b64encode(b'print(2)' + bytes([10])).decode()}\x07" in output
     assert "the last reply has 2 code blocks: /copy 1 to /copy 2" in output
@@ -495,7 +479,7 @@ def test_completion_of_paths_and_saved_sessions(server: FakeOpenAI, settings: Se
     store = Store(tmp_path / "db.sqlite")
     store.new_conversation("m", "s", "about cats")
     repl, _, _ = run_repl(settings, "", store=store)
-    completer = repl.session.completer
+    completer = repl.prompt.completer
     assert completer is not None
     event = CompleteEvent(completion_requested=True)
     paths = [c.text for c in completer.get_completions(Document(f"/file {tmp_path}/rep"), event)]
@@ -517,7 +501,7 @@ def test_a_one_megabyte_paste_and_bytes_that_are_not_utf8(server: FakeOpenAI, se
 
         threading.Thread(target=type_in, daemon=True).start()
         console = Console(file=io.StringIO(), width=80, color_system=None)
-        Repl(settings, Catalogue(), console=console, prompt_io={"input": pipe, "output": DummyOutput()}).run()
+        drive(make_repl(settings, pipe, console))
     first, second = (request["messages"][-1]["content"] for request in server.requests)
     assert first == big.rstrip("\n") or first == big
     assert second.startswith("caf") and second.endswith(" ok")

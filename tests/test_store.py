@@ -306,7 +306,7 @@ def test_retry_replaces_the_last_reply_and_undo_removes_the_exchange(
         {"role": "assistant", "content": "second try"},
         {"role": "user", "content": "three"},
     ]
-    assert repl.conversation.turns == []
+    assert repl.session.conversation.turns == []
     assert rows(path, "SELECT role, content FROM messages") == []
 
 

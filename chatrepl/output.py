@@ -1,0 +1,237 @@
+"""The one sink that writes to the terminal.
+
+Every method takes outside text as plain `str` and sanitizes it itself, and the console
+is private: there is no way to hand this module text that reaches the terminal raw.
+Replies are rendered by `render`, which sanitizes what it is fed.  Before each write
+the terminal's requests are acted on (a Ctrl-C raises Interrupted there, between writes).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.text import Text
+
+from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn
+from chatrepl.models import money_text
+from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, json_problem
+from chatrepl.sanitize import sanitize
+from chatrepl.terminal import Terminal
+
+if TYPE_CHECKING:
+    from chatrepl.client import Request, Usage
+    from chatrepl.render import Renderer
+    from chatrepl.turn import TurnOutcome
+
+PROMPT = "> "
+
+_FINISH_NOTES = {
+    "length": "the reply stopped at the token limit (raise it with --max-tokens)",
+    "content_filter": "the reply was stopped by the server's content filter",
+}
+
+
+def report(kind: str, message: str) -> None:
+    """One line on standard error before the conversation starts: `chatrepl: error: ...`."""
+    print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
+
+
+def status_line(usage: Usage, cost: float | None, session_cost: float | None, context_used: float | None) -> str:
+    """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`,
+    with the cached and reasoning tokens among them where the server counts those."""
+    about = "~" if usage.estimated else ""
+    cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
+    reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
+    parts = [f"{about}{usage.prompt_tokens:,} in{cached}", f"{about}{usage.completion_tokens:,} out{reasoning}"]
+    if cost is not None:
+        parts.append(money_text(cost))
+        if session_cost is not None:
+            parts.append(f"session {money_text(session_cost)}")
+    if context_used is not None:
+        parts.append(f"context {context_used:.0%}")
+    return " · ".join(parts)
+
+
+@contextlib.contextmanager
+def spinner(message: str) -> Iterator[Callable[[float], None]]:
+    """A spinner with the seconds elapsed on a terminal's standard error; silent elsewhere."""
+    if not sys.stderr.isatty():
+        yield lambda elapsed: None
+        return
+    text = sanitize(message)
+    with Console(stderr=True).status(Text(text)) as status:
+        yield lambda elapsed: status.update(Text(f"{text}… {elapsed:.0f} s"))
+
+
+class Output:
+    """Notices, replies and the few control sequences chatrepl sends, all to one console."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        terminal: Terminal | None = None,
+        plain: bool = False,
+        debug: bool = False,
+        stderr: bool = False,
+    ) -> None:
+        self._console = console or Console(stderr=stderr, color_system=None if plain else "auto")
+        self.terminal = terminal or Terminal()
+        self.plain = plain
+        self.debug = debug
+
+    @property
+    def is_terminal(self) -> bool:
+        return self._console.is_terminal
+
+    def _line(self, text: Text) -> None:
+        self.terminal.checkpoint()
+        self._console.print(text, soft_wrap=True)
+
+    def error(self, message: str, hint: str = "", cause: BaseException | None = None) -> None:
+        line = Text("error: ", style="bold red")
+        line.append(sanitize(message), style="red")
+        if hint:
+            line.append(f" · {sanitize(hint)}", style="dim")
+        self._line(line)
+        if self.debug and cause is not None:
+            trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+            self._line(Text(sanitize(trace), style="dim"))
+
+    def warning(self, message: str) -> None:
+        self._line(Text(f"warning: {sanitize(message)}", style="yellow"))
+
+    def note(self, message: str) -> None:
+        self._line(Text(sanitize(message), style="dim"))
+
+    def info(self, message: str) -> None:
+        self._line(Text(sanitize(message)))
+
+    def user_line(self, message: str) -> None:
+        """A message of the user's, as it was typed at the prompt."""
+        self._line(Text(PROMPT + sanitize(message), style="bold"))
+
+    def blank(self) -> None:
+        self.terminal.checkpoint()
+        self._console.print()
+
+    def reply(self, json: bool = False) -> Renderer:
+        """A renderer for a reply streamed from now on (markdown, or plain text as it arrives)."""
+
+        renderer: Renderer = PlainRenderer(self._console.file) if self.plain else MarkdownRenderer(self._console)
+        return JsonRenderer(renderer) if json else renderer
+
+    def whole_reply(self, text: str, status: str) -> None:
+        """A reply from the history, shown as it was shown when it streamed."""
+        self.blank()
+        renderer = self.reply()
+        self.terminal.checkpoint()
+        renderer.feed(text)
+        renderer.finish()
+        if status != COMPLETE:
+            self.note(f"({status})")
+        self.blank()
+
+    def history(self, turns: list[Turn]) -> None:
+        """A conversation's turns so far, as they were shown."""
+        for turn in turns:
+            if turn.role == "user":
+                self.user_line(turn.content)
+            else:
+                self.whole_reply(turn.content, turn.status)
+
+    def reply_sink(self, json: bool = False) -> ReplySink:
+        """Where a turn's reply goes: a renderer, with notes and the wait before a retry."""
+        return ReplySink(self, self.reply(json))
+
+    def outcome(self, outcome: TurnOutcome, json: bool) -> None:
+        """What a turn came to, after its reply: errors, notes and the other choices."""
+        if outcome.refusal:
+            self.warning(f"the model refused: {outcome.refusal}")
+        if outcome.error is not None:
+            kept = " (the partial reply is kept)" if outcome.status == INCOMPLETE else ""
+            self.error(outcome.error.message + kept, outcome.error.hint, outcome.error)
+        elif outcome.interrupted:
+            self.note("interrupted (the partial reply is kept)" if outcome.text else "interrupted")
+        elif outcome.status == COMPLETE and not outcome.content:
+            self.note("(the model sent an empty reply)")
+        elif json and outcome.status == COMPLETE and outcome.text:
+            problem = json_problem(outcome.text)
+            if problem:
+                self.warning(f"the reply is not valid JSON: {problem}")
+        if outcome.finish_reason in _FINISH_NOTES:
+            self.note(_FINISH_NOTES[outcome.finish_reason])
+        total = len(outcome.other_choices) + 1
+        for index, text in outcome.other_choices.items():
+            self.note(f"choice {index + 1} of {total} (the history keeps choice 1):")
+            self.info(text)
+
+    def status(self, outcome: TurnOutcome, session_cost: float | None, context_used: float | None) -> None:
+        """The turn's tokens, cost and share of the context window, when there are figures."""
+        if outcome.usage is not None:
+            self.note(status_line(outcome.usage, outcome.cost, session_cost, context_used))
+
+    def countdown(self, message: str, seconds: float) -> None:
+        """Wait `seconds`, counting down on one line; a Ctrl-C stops the wait (Interrupted)."""
+        text = sanitize(message)
+        if not self.is_terminal:
+            self.note(f"{text} · retrying in {seconds:g} s")
+            self.terminal.wait(seconds)
+            return
+        stream = self._console.file
+
+        def tick(left: float) -> None:
+            stream.write(f"\r\x1b[K\x1b[2m{text} · retrying in {math.ceil(left)} s (Ctrl-C stops)\x1b[0m")
+            stream.flush()
+
+        try:
+            self.terminal.wait(seconds, tick)
+        finally:
+            stream.write("\x1b[0m\r\x1b[K")
+            stream.flush()
+
+    def clipboard(self, text: str) -> bool:
+        """Ask the terminal to put `text` on the clipboard (OSC 52, which works over ssh too)."""
+        if not self.is_terminal:
+            return False
+        encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        self._console.file.write(f"\x1b]52;c;{encoded}\x07")
+        self._console.file.flush()
+        return True
+
+    def clear(self) -> None:
+        self._console.clear()
+
+
+class ReplySink:
+    """A turn's reply on the terminal: the renderer, the turn's notes and its waits."""
+
+    def __init__(self, output: Output, renderer: Renderer) -> None:
+        self.output = output
+        self.renderer = renderer
+
+    def sending(self, request: Request) -> None:
+        pass  # nothing to show until the reply comes
+
+    def feed(self, text: str) -> None:
+        self.renderer.feed(text)
+
+    def pause(self) -> None:
+        self.renderer.pause()
+
+    def finish(self) -> None:
+        self.renderer.finish()
+
+    def note(self, message: str) -> None:
+        self.renderer.pause()
+        self.output.note(message)
+
+    def retrying(self, message: str, seconds: float) -> None:
+        self.renderer.pause()
+        self.output.countdown(message, seconds)

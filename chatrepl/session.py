@@ -1,0 +1,262 @@
+"""ChatSession: the conversation, its journal, its running totals and the current model and
+parameters, with what a user can do to them.  No terminal I/O: replies go to a sink."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatrepl.conversation import Conversation, Turn
+from chatrepl.journal import Journal, Writer
+from chatrepl.models import money_text
+from chatrepl.turn import PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn
+
+if TYPE_CHECKING:
+    from chatrepl.client import ChatClient, Request, Usage
+    from chatrepl.config import Settings
+    from chatrepl.models import Catalogue, ModelInfo
+    from chatrepl.store import ConversationRow, Store
+    from chatrepl.terminal import Terminal
+
+CLOSE_PATIENCE = 15.0  # seconds to wait at the end for what is still being saved
+
+
+@dataclass
+class Tally:
+    """Token and cost totals of a conversation."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    priced: bool = True  # every turn so far had a known price
+
+    def add(self, usage: Usage, cost: float | None) -> None:
+        """Count a turn; cost is None when the model's price is unknown."""
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        if cost is None:
+            self.priced = False
+        else:
+            self.cost += cost
+
+    def summary(self) -> str:
+        money = f" · {money_text(self.cost)}" if self.priced else ""
+        return f"{self.prompt_tokens:,} in · {self.completion_tokens:,} out{money}"
+
+
+class _Saving:
+    """The sink a turn is given: the reply is saved as it streams, and shown by the caller's sink."""
+
+    def __init__(self, sink: Sink, journal: Journal, begin: Any) -> None:
+        self.sink = sink
+        self.journal = journal
+        self.begin = begin  # saves the turn's start, given the first request
+        self.begun = False
+
+    def sending(self, request: Request) -> None:
+        if not self.begun:
+            self.begun = True
+            self.begin(request)
+        self.sink.sending(request)
+
+    def feed(self, text: str) -> None:
+        self.journal.partial(text)
+        self.sink.feed(text)
+
+    def pause(self) -> None:
+        self.sink.pause()
+
+    def finish(self) -> None:
+        self.sink.finish()
+
+    def note(self, message: str) -> None:
+        self.sink.note(message)
+
+    def retrying(self, message: str, seconds: float) -> None:
+        self.sink.retrying(message, seconds)
+
+
+class ChatSession:
+    def __init__(
+        self,
+        client: ChatClient,
+        catalogue: Catalogue,
+        model: str,
+        system_prompt: str,
+        params: Parameters,
+        examples: list[Turn] | None = None,
+        store: Store | None = None,
+        idle_timeout: float = 60.0,
+        retries: int = 0,
+        fixed: Collection[str] = (),
+    ) -> None:
+        self.client = client
+        self.catalogue = catalogue
+        self.model = model
+        self.system_prompt = system_prompt
+        self.params = params
+        self.examples = examples or []
+        self.store = store
+        self.writer = Writer(store) if store is not None else None
+        self.idle_timeout = idle_timeout
+        self.retries = retries
+        self.fixed = frozenset(fixed)  # set by flags now: a resumed conversation does not change them
+        self.conversation = Conversation(system_prompt, examples=self.examples)
+        self.journal = Journal(self.writer)
+        self.tally = Tally()
+        self.context_used: float | None = None  # share of the model's window the last turn took
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, catalogue: Catalogue, store: Store | None, examples: list[Turn], client: ChatClient
+    ) -> ChatSession:
+        return cls(
+            client,
+            catalogue,
+            settings.model,
+            settings.system,
+            Parameters.from_settings(settings),
+            examples,
+            store,
+            settings.idle_timeout,
+            settings.retries,
+            fixed={key for key, source in settings.sources.items() if source.startswith("-")},
+        )
+
+    @property
+    def rules(self) -> ModelInfo:
+        return self.catalogue.lookup(self.model)
+
+    def new(self) -> None:
+        """A fresh conversation with the same system prompt, saved as a new one once it has a message."""
+        self.conversation = Conversation(self.system_prompt, examples=self.examples)
+        self.journal = Journal(self.writer)
+        self.tally = Tally()
+        self.context_used = None
+
+    def resume(self, conversation_id: int) -> ConversationRow | None:
+        """Go on with a saved conversation, with the system prompt, model and parameters it last
+        used (unless flags given now say otherwise); None if there is none."""
+        found = self.store.conversation(conversation_id) if self.store is not None else None
+        if found is None:
+            return None
+        row, messages = found
+        self.new()
+        if "system" not in self.fixed:
+            self.system_prompt = row.system_prompt
+        if "model" not in self.fixed and row.model:
+            self.model = row.model
+        saved = {key: value for key, value in row.parameters.items() if key in PARAMETER_KEYS}
+        for key, value in saved.items():
+            if key not in self.fixed:
+                self.params = self.params.replace(key, value)
+        turns = [Turn(message.role, message.content, message.status) for message in messages]
+        self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
+        self.journal = Journal(self.writer, row.id)
+        return row
+
+    def load(self, conversation: Conversation) -> None:
+        """Go on with an imported conversation; it is saved as a new one."""
+        self.new()
+        self.system_prompt = conversation.system_prompt
+        conversation.examples = self.examples
+        self.conversation = conversation
+        turns = [(turn.role, turn.content, turn.status) for turn in conversation.turns]
+        self.journal.adopt(turns, self.model, self.system_prompt)
+
+    def _settings_changed(self) -> None:
+        self.journal.settings(self.model, self.system_prompt, self.params.saved())
+
+    def set_system_prompt(self, text: str) -> None:
+        """The system prompt of this conversation and of those started with new."""
+        self.system_prompt = self.conversation.system_prompt = text
+        self._settings_changed()
+
+    def set_parameter(self, key: str, value: Any) -> None:
+        self.params = self.params.replace(key, value)
+        self._settings_changed()
+
+    def switch_model(self, name: str) -> None:
+        self.model = name
+        self._settings_changed()
+
+    def undo(self) -> bool:
+        """Forget the last message and its reply; False if there is none."""
+        if not self.conversation.undo():
+            return False
+        self.journal.forget(message=True)
+        return True
+
+    def ask(self, text: str, sink: Sink, terminal: Terminal) -> TurnOutcome:
+        """Send a message and record the reply; if nothing came back the message is taken out again."""
+        self.conversation.add_user(text)
+        return self._answer(sink, terminal, user_text=text)
+
+    def retry(self, sink: Sink, terminal: Terminal) -> TurnOutcome:
+        """Ask for the last reply again, replacing it (there must be a message)."""
+        self.conversation.drop_reply()
+        self.journal.forget(message=False)
+        return self._answer(sink, terminal, user_text=None)
+
+    def _answer(self, sink: Sink, terminal: Terminal, user_text: str | None) -> TurnOutcome:
+        model, params, rules, journal = self.model, self.params, self.rules, self.journal
+
+        def begin(request: Request) -> None:
+            journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params))
+
+        saving = _Saving(sink, journal, begin)
+        outcome = run_turn(
+            self.client, self.conversation, model, params, rules, saving, terminal, self.idle_timeout, self.retries
+        )
+        content = outcome.content
+        if content is None:
+            if user_text is not None:  # a retried message stays, answered or not, for another /retry
+                self.conversation.drop_unanswered()
+        else:
+            self.conversation.add_assistant(content, outcome.status)
+        if saving.begun:
+            usage = outcome.usage
+            tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
+            retry = user_text is None
+            journal.finish(
+                content, outcome.status, retry=retry, finish_reason=outcome.finish_reason, cost=outcome.cost, **tokens
+            )
+        if outcome.usage is not None:
+            self.tally.add(outcome.usage, outcome.cost)
+            self.context_used = _context_share(outcome.usage, rules)
+        return outcome
+
+    def session_cost(self) -> float | None:
+        """What the conversation has cost so far; None when a turn's price was unknown."""
+        return self.tally.cost if self.tally.priced else None
+
+    def saved_conversations(self, limit: int = 20) -> list[ConversationRow]:
+        if self.store is None:
+            return []
+        if self.writer is not None:
+            self.writer.flush(timeout=2.0)
+        return self.store.conversations(limit)
+
+    def stop_saving(self) -> None:
+        self.store = self.writer = None
+        self.journal.writer = None
+
+    def reports(self) -> list[str]:
+        """What the journal has to say: that saving fails, or works again."""
+        return self.writer.reports() if self.writer is not None else []
+
+    def close(self, timeout: float = CLOSE_PATIENCE) -> list[str]:
+        """Wait for what is still being saved; what the journal has to say, and what could not be saved."""
+        if self.writer is None:
+            return []
+        done = self.writer.flush(timeout)
+        reports = self.writer.reports()
+        if not done:
+            reports.append(f"not saved: {self.writer.unsaved()} change(s) could not be written in {timeout:g} s")
+        return reports
+
+
+def _context_share(usage: Usage, rules: ModelInfo) -> float | None:
+    """How much of the model's context window a turn took; None when the window is unknown."""
+    return (usage.prompt_tokens + usage.completion_tokens) / rules.context if rules.context else None

@@ -1,0 +1,163 @@
+"""Signals, termios, echo and suspend.
+
+Every signal becomes a request: the handlers only take note, and the code that owns
+the screen acts on the note between two writes (`checkpoint`), never in the middle of
+one.  Ctrl-C (SIGINT) asks to stop what is going on and go back to the prompt; SIGTERM
+and SIGHUP ask to leave (the reply so far is saved first); Ctrl-Z (SIGTSTP) asks to
+hand the terminal back to the shell, clean, until `fg`.
+
+While prompt_toolkit reads a line it owns the keys (Ctrl-C and Ctrl-Z arrive as keys
+there, not as signals), so the requests are taken only while chatrepl is `busy`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+try:
+    import termios
+except ImportError:  # Windows: no termios, no job control
+    termios = None  # type: ignore[assignment]
+
+_LEAVING_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+_SIGTSTP = getattr(signal, "SIGTSTP", None)
+POLL = 0.05  # seconds between looks at the requests while waiting
+
+
+class Interrupted(Exception):
+    """Ctrl-C was pressed: what is going on stops, and chatrepl goes back to the prompt."""
+
+
+class Terminal:
+    """The process's signals and the terminal's input settings."""
+
+    def __init__(self) -> None:
+        self.interrupt_requested = False
+        self.exit_code: int | None = None  # 128 + the signal that asked chatrepl to leave
+        self.suspend_requested = False
+        self._busy = False
+        self._end_prompt: Callable[[int], None] | None = None
+        self._echo_settings: tuple[list[Any], list[Any]] | None = None  # (with echo, without) while silenced
+
+    def install(self) -> None:
+        """Take SIGTERM and SIGHUP for good; Ctrl-C and Ctrl-Z are taken while `busy`."""
+        for number in _LEAVING_SIGNALS:
+            signal.signal(number, self._on_leave)
+
+    def _on_leave(self, number: int, frame: object) -> None:
+        self.exit_code = 128 + number
+        if self._end_prompt is not None:
+            self._end_prompt(self.exit_code)
+        elif not self._busy:  # starting up: nothing to save, nothing drawn
+            raise SystemExit(self.exit_code)
+
+    def _on_interrupt(self, number: int, frame: object) -> None:
+        self.interrupt_requested = True
+
+    def _on_suspend(self, number: int, frame: object) -> None:
+        self.suspend_requested = True
+
+    @contextlib.contextmanager
+    def prompting(self, end_prompt: Callable[[int], None]) -> Iterator[None]:
+        """While a line is read: a request to leave ends the prompt through `end_prompt`."""
+        self._end_prompt = end_prompt
+        try:
+            yield
+        finally:
+            self._end_prompt = None
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[Terminal]:
+        """Outside the prompt: Ctrl-C and Ctrl-Z become requests (a Ctrl-C from before is forgotten)."""
+        self.interrupt_requested = self.suspend_requested = False
+        if _main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_interrupt)
+            previous_stop = signal.signal(_SIGTSTP, self._on_suspend) if _SIGTSTP is not None else None
+        self._busy = True
+        try:
+            yield self
+        finally:
+            self._busy = False
+            if _main_thread():
+                signal.signal(signal.SIGINT, previous)
+                if _SIGTSTP is not None:
+                    signal.signal(_SIGTSTP, previous_stop)
+
+    def checkpoint(self, pause: Callable[[], None] = lambda: None) -> None:
+        """Act on the requests: suspend (after `pause` takes back what is drawn), then raise
+        SystemExit for a request to leave or Interrupted for a Ctrl-C."""
+        if self.suspend_requested:
+            self.suspend_requested = False
+            self.suspend(pause)
+        if self.exit_code is not None:
+            raise SystemExit(self.exit_code)
+        if self.interrupt_requested:
+            self.interrupt_requested = False
+            raise Interrupted
+
+    def suspend(self, pause: Callable[[], None]) -> None:
+        """Stop chatrepl until `fg`, with the terminal as the shell expects it."""
+        if _SIGTSTP is None or not _main_thread():
+            return
+        pause()
+        silenced = self._echo_settings
+        if silenced is not None:
+            _set_input_settings(silenced[0])
+        previous = signal.signal(_SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), _SIGTSTP)  # stopped here until `fg`
+        signal.signal(_SIGTSTP, previous)
+        if silenced is not None:
+            _set_input_settings(silenced[1])
+
+    def wait(self, seconds: float, tick: Callable[[float], None] = lambda left: None) -> None:
+        """Sleep, acting on the requests meanwhile; `tick` gets the seconds left, about once a second."""
+        deadline = time.monotonic() + seconds
+        shown = None
+        while (left := deadline - time.monotonic()) > 0:
+            self.checkpoint()
+            if shown is None or shown - left >= 1:
+                shown = left
+                tick(left)
+            time.sleep(min(POLL, left))
+        self.checkpoint()
+
+    @contextlib.contextmanager
+    def no_echo(self) -> Iterator[None]:
+        """Keys typed while a reply streams are not echoed into it (nor is ^C); they wait for the prompt."""
+        settings = self._echo_settings = _input_settings()
+        if settings is not None:
+            _set_input_settings(settings[1])
+        try:
+            yield
+        finally:
+            self._echo_settings = None
+            if settings is not None:
+                _set_input_settings(settings[0])
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _input_settings() -> tuple[list[Any], list[Any]] | None:
+    """The terminal's input settings now, and the same without echo; None when stdin is no terminal."""
+    if termios is None or not sys.stdin.isatty():
+        return None
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    return saved, quiet
+
+
+def _set_input_settings(settings: list[Any]) -> None:
+    if termios is not None:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, settings)

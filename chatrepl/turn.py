@@ -1,0 +1,277 @@
+"""One turn: a frozen Request built from the conversation and the parameters, streamed to
+a sink, and the TurnOutcome it comes to (complete, incomplete, interrupted or failed).
+
+The turn prints nothing: text, notes and the wait before a retry go to the sink it is
+given, and between two events it acts on the terminal's requests (Ctrl-C, SIGTERM,
+Ctrl-Z) through `Terminal.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chatrepl.client import DONE, ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, Request, TextDelta, Usage
+from chatrepl.conversation import (
+    COMPLETE,
+    COMPLETION_USER,
+    INCOMPLETE,
+    INTERRUPTED,
+    Conversation,
+    estimate_text_tokens,
+    estimate_tokens,
+)
+from chatrepl.terminal import POLL, Interrupted, Terminal
+
+if TYPE_CHECKING:
+    from chatrepl.config import Settings
+    from chatrepl.models import ModelInfo
+
+FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
+MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
+SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
+JSON_HINT = "Reply with a JSON object."
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """How replies are asked for; what is sent of them depends on the model (`build_request`)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    n: int | None = None
+    json: bool = False
+    mode: str = "chat"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Parameters:
+        return cls(**{name: getattr(settings, name) for name in PARAMETER_KEYS}).replace("stop", settings.stop)
+
+    def replace(self, key: str, value: Any) -> Parameters:
+        return dataclasses.replace(self, **{key: tuple(value) if key == "stop" and value else value})
+
+    def saved(self) -> dict[str, Any]:
+        """What a saved conversation keeps of them: the ones set."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+            if value is not None and value != getattr(DEFAULT_PARAMETERS, name)
+        }
+
+
+PARAMETER_KEYS = tuple(field.name for field in dataclasses.fields(Parameters))
+DEFAULT_PARAMETERS = Parameters()
+
+
+def uses_completions(params: Parameters, rules: ModelInfo) -> bool:
+    """Completion mode: the legacy Completions API, asked by the user or required by the model."""
+    return params.mode == "completion" or rules.api == "completions"
+
+
+def request_messages(conversation: Conversation, params: Parameters, skip: int = 0) -> list[dict[str, str]]:
+    """The messages to send; JSON mode needs the word JSON in them, so a system line says so if none does."""
+    messages = conversation.messages(skip)
+    if not params.json or any("json" in message["content"].lower() for message in messages):
+        return messages
+    system = 1 if messages and messages[0]["role"] == "system" else 0
+    return [*messages[:system], {"role": "system", "content": JSON_HINT}, *messages[system:]]
+
+
+def build_request(
+    conversation: Conversation, model: str, params: Parameters, rules: ModelInfo, skip: int = 0
+) -> Request:
+    """The request exactly as it will be sent, after the catalogue's rules for the model."""
+    completion = uses_completions(params, rules)
+    sent: dict[str, Any] = {}
+    for key in (*(SAMPLING if rules.temperature else ()), "stop", "seed"):
+        value = getattr(params, key)
+        if value is not None:
+            sent[key] = list(value) if key == "stop" else value
+    if completion:
+        if params.max_tokens is not None:
+            sent["max_tokens"] = params.max_tokens
+        sent.setdefault("stop", [f"\n{COMPLETION_USER}"])
+        if params.n:
+            sent["n"] = params.n
+    else:
+        if params.max_tokens is not None:
+            sent[rules.max_tokens_param] = params.max_tokens
+        if params.json and rules.json_mode:
+            sent["response_format"] = {"type": "json_object"}
+    return Request(model, tuple(request_messages(conversation, params, skip)), sent, completion)
+
+
+def fit_context(conversation: Conversation, params: Parameters, rules: ModelInfo) -> int:
+    """How many of the oldest exchanges to leave out so the prompt and the reply budget fit the window."""
+    if not rules.context:
+        return 0
+    reply_budget = params.max_tokens or min(rules.max_output or rules.context, rules.context // 4)
+    skip = 0
+    while skip < conversation.exchanges() - 1:
+        if estimate_tokens(request_messages(conversation, params, skip)) + reply_budget <= rules.context:
+            break
+        skip += 1
+    return skip
+
+
+class Sink(Protocol):
+    """Where a turn's reply and notes go."""
+
+    def sending(self, request: Request) -> None:
+        """A request is about to go out."""
+
+    def feed(self, text: str) -> None: ...
+
+    def pause(self) -> None:
+        """Take back what is drawn provisionally (before a suspend)."""
+
+    def finish(self) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def retrying(self, message: str, seconds: float) -> None:
+        """Wait `seconds` before asking again, saying why; may raise Interrupted."""
+
+
+@dataclass
+class TurnOutcome:
+    status: str = COMPLETE  # complete, incomplete, interrupted or failed
+    request: Request | None = None  # the last request sent
+    text: str = ""
+    refusal: str = ""
+    usage: Usage | None = None
+    cost: float | None = None  # US dollars, when the model's price is known
+    finish_reason: str | None = None
+    error: ChatError | None = None
+    interrupted: bool = False  # Ctrl-C or a signal stopped it (the status says what was left)
+    leave: int | None = None  # the exit status SIGTERM or SIGHUP asked for
+    dropped: int = 0  # oldest exchanges left out of the request
+    other_choices: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def content(self) -> str | None:
+        """What the history keeps as the reply; None when the turn failed."""
+        return None if self.status == FAILED else self.text or self.refusal
+
+
+@dataclass
+class _Reply:
+    parts: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    other_choices: dict[int, list[str]] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def run_turn(
+    client: ChatClient,
+    conversation: Conversation,
+    model: str,
+    params: Parameters,
+    rules: ModelInfo,
+    sink: Sink,
+    terminal: Terminal,
+    idle_timeout: float = 60.0,
+    retries: int = 0,
+) -> TurnOutcome:
+    """Answer the conversation's last user message; the conversation itself is not changed."""
+    outcome = TurnOutcome(dropped=fit_context(conversation, params, rules))
+    reply = _Reply()
+    attempts = 0  # retries after a rate limit or server error
+    context_retried = False
+    try:
+        if outcome.dropped:
+            sink.note(f"left out the {outcome.dropped} oldest exchange(s) to fit the model's context window")
+        while True:
+            outcome.request = build_request(conversation, model, params, rules, outcome.dropped)
+            sink.sending(outcome.request)
+            try:
+                _stream(client, outcome.request, sink, terminal, idle_timeout, reply)
+            except ChatError as err:
+                if err.kind == "context" and not context_retried and outcome.dropped < conversation.exchanges() - 1:
+                    outcome.dropped += 1
+                    context_retried = True
+                    sink.note("too long for the server: left out the oldest exchange and asked again")
+                    continue
+                wait = err.retry_after if err.retry_after is not None else 2.0**attempts
+                if err.retryable and not reply.parts and attempts < retries and wait <= MAX_WAIT:
+                    attempts += 1
+                    sink.retrying(f"{err.message} · try {attempts + 1} of {retries + 1}", wait)
+                    continue
+                outcome.error = err
+                outcome.status = INCOMPLETE if err.kind == "incomplete" or reply.parts else FAILED
+            break
+    except Interrupted:
+        outcome.status, outcome.interrupted = INTERRUPTED, True
+    except SystemExit as leaving:
+        outcome.status, outcome.interrupted, outcome.leave = INTERRUPTED, True, int(leaving.code or 0)
+    finally:
+        sink.finish()
+    _settle(outcome, reply, rules)
+    return outcome
+
+
+def _stream(
+    client: ChatClient, request: Request, sink: Sink, terminal: Terminal, idle_timeout: float, reply: _Reply
+) -> None:
+    """Stream one request into `reply` and the sink, acting on the terminal's requests between events."""
+    stream = client.open(request)
+    last_event = woke = time.monotonic()
+    try:
+        while True:
+            terminal.checkpoint(sink.pause)
+            event = stream.get(POLL)
+            now = time.monotonic()
+            if now - woke > POLL + 1:  # chatrepl itself was stopped (Ctrl-Z): not the server's silence
+                last_event = now
+            woke = now
+            if event is None:
+                if now - last_event > idle_timeout:
+                    if reply.finish_reason is not None:
+                        return  # the reply is whole; only its usage or the end marker never came
+                    raise ChatError(
+                        "incomplete",
+                        f"no reply text for {idle_timeout:g} s: stopped waiting",
+                        "change the wait with --idle-timeout",
+                    )
+                continue
+            if event is DONE:
+                return
+            last_event = now
+            if isinstance(event, TextDelta):
+                reply.parts.append(event.text)
+                sink.feed(event.text)
+            elif isinstance(event, RefusalDelta):
+                reply.refusal.append(event.text)
+            elif isinstance(event, OtherChoice):
+                reply.other_choices.setdefault(event.index, []).append(event.text)
+            elif isinstance(event, Finished):
+                reply.finish_reason = event.reason
+            elif isinstance(event, Usage):
+                reply.usage = event
+    finally:
+        stream.cancel()
+
+
+def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:
+    """Fill in the outcome from what arrived: text, status, usage (estimated if none came) and cost."""
+    outcome.text, outcome.refusal = "".join(reply.parts), "".join(reply.refusal)
+    outcome.finish_reason = reply.finish_reason
+    outcome.other_choices = {index: "".join(parts) for index, parts in sorted(reply.other_choices.items())}
+    content = outcome.text or outcome.refusal
+    if outcome.status != COMPLETE and not content:
+        outcome.status = FAILED
+    outcome.usage = reply.usage
+    if outcome.usage is None and content and outcome.request is not None:
+        prompt = estimate_tokens(list(outcome.request.messages))
+        outcome.usage = Usage(prompt, estimate_text_tokens(content), estimated=True)
+    if outcome.usage is not None:
+        usage = outcome.usage
+        outcome.cost = rules.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
