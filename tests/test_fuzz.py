@@ -6,18 +6,17 @@ import io
 import itertools
 import json
 
+from conftest import make_session
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from openai_server import FakeOpenAI, Script
 from rich.console import Console
 
-from chatrepl.client import ChatClient
 from chatrepl.config import Settings
-from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
-from chatrepl.models import ModelInfo
-from chatrepl.render import MarkdownRenderer
-from chatrepl.repl import FAILED, Notices, run_turn
-from chatrepl.store import TurnJournal
+from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED
+from chatrepl.output import Output
+from chatrepl.terminal import Terminal
+from chatrepl.turn import FAILED
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
@@ -79,24 +78,17 @@ def test_any_server_stream_leaves_a_consistent_conversation(
 ) -> None:
     settings_ = Settings(api_key="sk-fuzz", base_url=server.url, model="m", timeout=5, retries=0, idle_timeout=5)
     server.enqueue(Script(raw_body=framed(data, cuts)))
-    conversation = Conversation("system")
-    conversation.add_user("hello")
+    session = make_session(settings_)
     out = io.StringIO()
-    console = Console(file=out, width=60, color_system=None)
-    result = run_turn(
-        conversation,
-        ChatClient(settings_),
-        ModelInfo("m"),
-        MarkdownRenderer(console),
-        Notices(console),
-        TurnJournal(None, lambda message: None),
-    )
-    assert result.status in (COMPLETE, INCOMPLETE, INTERRUPTED, FAILED)
+    output = Output(Console(file=out, width=60, color_system=None), Terminal())
+    outcome = session.ask("hello", output.reply_sink(), output.terminal)
+    output.outcome(outcome, json=False)
+    assert outcome.status in (COMPLETE, INCOMPLETE, INTERRUPTED, FAILED)
     assert "Traceback" not in out.getvalue()
-    roles = [turn.role for turn in conversation.turns]
-    if result.status == FAILED:
-        assert roles == [] and result.content is None
+    turns = session.conversation.turns
+    if outcome.status == FAILED:
+        assert turns == [] and outcome.content is None
         assert "error:" in out.getvalue()
     else:
-        assert roles == ["user", "assistant"]
-        assert conversation.turns[-1].content == (result.content or "")
+        assert [turn.role for turn in turns] == ["user", "assistant"]
+        assert turns[-1].content == outcome.text or turns[-1].content == outcome.refusal
