@@ -60,6 +60,11 @@ class Writer:
                 self._ready.wait(min(left, 0.05))
         return True
 
+    @property
+    def failing(self) -> bool:
+        """The last write failed, and has not worked since."""
+        return self._failing
+
     def unsaved(self) -> int:
         with self._ready:
             return len(self._changes)
@@ -166,7 +171,8 @@ class Journal:
                 store.finish_reply(_known(turn.reply), content, status, **figures)
             else:
                 taken = [turn.reply] if retry or turn.user is None else [turn.reply, turn.user]
-                store.take_back(_known(self.conversation_id), [_known(message) for message in taken])
+                if store.take_back(_known(self.conversation_id), [_known(message) for message in taken]):
+                    self.conversation_id = None
 
         self._submit(save)
 

@@ -144,7 +144,7 @@ class Repl:
         self.prompt.bottom_toolbar = self.toolbar_text if show else None
 
     def toolbar_text(self) -> str:
-        """Model · mode · context used · session cost."""
+        """Model · mode · context used · session cost · whether saving fails."""
         session = self.session
         mode = (
             "completion"
@@ -158,6 +158,8 @@ class Repl:
             parts.append(f"context {session.context_used:.0%}")
         if session.tally.priced and (session.tally.prompt_tokens or session.tally.completion_tokens):
             parts.append(f"session {money_text(session.tally.cost)}")
+        if session.writer is not None and session.writer.failing:
+            parts.append("not saving (retrying)")
         return sanitize(" · ".join(parts))
 
     def _warm_up(self) -> None:

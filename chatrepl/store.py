@@ -182,21 +182,30 @@ class Store:
                 raise
 
     def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the schema up to date; a database that is up to date is only read, so opening
+        it never waits for another process's write."""
+        if self._schema(db) == len(MIGRATIONS):
+            return
         with _transaction(db):
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            application = db.execute("PRAGMA application_id").fetchone()[0]
-            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-            if application not in (0, APPLICATION_ID) or (version == 0 and tables):
-                raise NotChatreplDatabase(
-                    f"{self.path} is another program's SQLite database; it is left as it is (choose another with --db)"
-                )
-            if version > len(MIGRATIONS):
-                raise StoreError(f"the database is from a newer chatrepl (schema {version})")
+            version = self._schema(db)
             for number in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _schema(self, db: sqlite3.Connection) -> int:
+        """The schema version; StoreError if the database is not chatrepl's or is newer."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        application = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        if application not in (0, APPLICATION_ID) or (version == 0 and tables):
+            raise NotChatreplDatabase(
+                f"{self.path} is another program's SQLite database; it is left as it is (choose another with --db)"
+            )
+        if version > len(MIGRATIONS):
+            raise StoreError(f"the database is from a newer chatrepl (schema {version})")
+        return version
 
     def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return _transaction(self._db)
@@ -313,15 +322,17 @@ class Store:
             )
             db.execute("DELETE FROM reply_pieces WHERE message_id = ?", (reply_id,))
 
-    def take_back(self, conversation_id: int, message_ids: list[int]) -> None:
-        """Delete the messages of a turn that failed, and the conversation if that leaves it empty."""
+    def take_back(self, conversation_id: int, message_ids: list[int]) -> bool:
+        """Delete the messages of a turn that failed, and the conversation if that leaves it empty
+        (then True)."""
         with self._write() as db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(message_id,) for message_id in message_ids])
-            db.execute(
+            cursor = db.execute(
                 "DELETE FROM conversations WHERE id = ? AND NOT EXISTS"
                 " (SELECT 1 FROM messages WHERE conversation_id = conversations.id)",
                 (conversation_id,),
             )
+        return cursor.rowcount > 0
 
     def drop_last_exchange(self, conversation_id: int, keep_message: bool) -> None:
         """Delete the conversation's last user message (unless `keep_message`) and everything after it."""

@@ -151,6 +151,18 @@ def test_bad_config_file_is_named_with_its_line(cli_env: dict[str, str], tmp_pat
     assert str(config) in result.stderr and "line 2" in result.stderr
 
 
+def test_a_bad_model_entry_stops_chatrepl_before_anything_is_sent(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[models."test-model"]\ncontext = "8k"\n')
+    result = chatrepl({**cli_env, "CHATREPL_CONFIG": str(config)}, "hi", stdin="")
+    assert result.returncode == 2 and server.requests == []
+    assert result.stderr == (
+        f"chatrepl: error: {config}: models.\"test-model\".context: expected a whole number, got '8k'\n"
+    )
+
+
 def test_flags_reach_the_request(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
     flags = ["-m", "other-model", "-s", "be terse", "-t", "0.2", "--max-tokens", "64", "--top-p", "0.5", "--seed", "7"]
     result = chatrepl(cli_env, *flags, "--stop", "END,FIN", "hi", stdin="")

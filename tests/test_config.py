@@ -139,3 +139,10 @@ def test_the_example_env_file_lists_every_variable_read() -> None:
         re.findall(r"""(?:environ(?:\.get\(|\[)|app_dir\(environ, )["']([A-Z_]+)""", source)
     )
     assert read - listed == set()
+
+
+def test_a_bad_model_entry_is_reported_when_the_settings_are_loaded(tmp_path: Path) -> None:
+    config = write(tmp_path / "chatrepl" / "config.toml", '[models."my-llama"]\ncontext = "8k"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert str(caught.value) == f"{config}: models.\"my-llama\".context: expected a whole number, got '8k'"

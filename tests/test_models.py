@@ -62,5 +62,25 @@ def test_user_entries_override_and_extend() -> None:
     assert catalogue.lookup("gpt-4o").output_per_million == 10.0
     assert catalogue.lookup("my-llama").context == 8192
     assert "my-llama" in catalogue.names()
-    with pytest.raises(ValueError, match="unknown model setting 'price'"):
+    with pytest.raises(ValueError, match=r'config.toml: models."x".price: unknown model setting'):
         Catalogue({"x": {"price": 3}})
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"context": "8k"}, "context: expected a whole number, got '8k'"),
+        ({"context": 8.5}, "context: expected a whole number, got 8.5"),
+        ({"context": True}, "context: expected a whole number, got True"),
+        ({"input_per_million": "cheap"}, "input_per_million: expected a number, got 'cheap'"),
+        ({"output_per_million": -1}, "output_per_million: expected a number of at least 0, got -1"),
+        ({"temperature": "no"}, "temperature: expected true or false, got 'no'"),
+        ({"api": "responses"}, "api: expected chat or completions, got 'responses'"),
+        ({"max_tokens_param": 5}, "max_tokens_param: expected text, got 5"),
+    ],
+)
+def test_every_value_of_an_entry_is_checked(entry: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Catalogue({"mine": entry}, where="/home/me/config.toml")
+    assert str(caught.value) == f'/home/me/config.toml: models."mine".{problem}'
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,16 +10,19 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY, installed_chatrepl, run_repl
+from conftest import TEST_KEY, drive, installed_chatrepl, make_repl, run_repl
 from openai_server import FakeOpenAI, Script
+from prompt_toolkit.input import create_pipe_input
+from rich.console import Console
 
 from chatrepl.config import Settings
 from chatrepl.conversation import INTERRUPTED
-from chatrepl.store import Store
+from chatrepl.store import APPLICATION_ID, NotChatreplDatabase, Store
 
 
 def rows(path: Path, query: str) -> list[tuple]:
@@ -33,18 +37,50 @@ def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(path, "PRAGMA user_version") == [(1,)]
+    assert rows(path, "PRAGMA user_version") == [(2,)]
+    assert rows(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     store.close()
     Store(path).close()  # opening again migrates nothing and loses nothing
     assert len(rows(path, "SELECT * FROM conversations")) == 1
 
 
-def test_a_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
-    path = tmp_path / "chatrepl.db"
-    path.write_bytes(b"this is not a database" * 100)
+def damage(path: Path) -> bytes:
+    """Make `path` a chatrepl database whose first page is garbage; return its bytes."""
     store = Store(path)
-    assert store.moved_aside is not None and store.moved_aside.read_bytes().startswith(b"this is not")
+    store.new_conversation("m", "s", "t")
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the header stays: it is chatrepl's file, damaged
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_damaged_chatrepl_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "chatrepl.db"
+    damaged = damage(path)
+    store = Store(path)
+    assert store.moved_aside is not None and store.moved_aside.read_bytes() == damaged
     assert store.conversations() == []
+
+
+def test_a_file_that_is_not_chatrepls_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(NotChatreplDatabase, match="is not an SQLite database; it is left as it is"):
+        Store(notes)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+    before = other.read_bytes()
+    with pytest.raises(NotChatreplDatabase, match="another program's SQLite database"):
+        Store(other)
+    damaged_other = bytearray(before)
+    damaged_other[100:4096] = b"\xff" * (4096 - 100)
+    other.write_bytes(bytes(damaged_other))
+    with pytest.raises(NotChatreplDatabase, match="is not a chatrepl history database"):
+        Store(other)
+    assert notes.read_bytes() == b"this is not a database" * 100 and other.read_bytes() == bytes(damaged_other)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "other.sqlite"]
 
 
 def test_conversation_is_saved_turn_by_turn_and_resumed(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
@@ -78,6 +114,7 @@ def test_a_failed_request_leaves_no_orphan_row(server: FakeOpenAI, settings: Set
     server.enqueue(Script(status=500))
     run_repl(settings, "hello\r", store=Store(path))
     assert rows(path, "SELECT COUNT(*) FROM messages") == [(0,)]
+    assert rows(path, "SELECT COUNT(*) FROM conversations") == [(0,)]
 
 
 def test_new_starts_a_new_conversation_row(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
@@ -101,16 +138,46 @@ def test_export_and_import(server: FakeOpenAI, settings: Settings, tmp_path: Pat
     assert [m["content"] for m in server.requests[-1]["messages"]][1:] == ["is it?", "**Yes.**", "and then?"]
 
 
-def test_an_unwritable_database_warns_and_the_reply_still_shows(
+def test_saving_that_fails_is_retried_and_reported_once_each_way(
     server: FakeOpenAI, settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "chatrepl.db"
-    store = Store(path)
-    store._db.execute("PRAGMA query_only = ON")  # every write now fails, as on a read-only or full disk
-    server.enqueue(Script(text="Still answered."))
-    _, output, _ = run_repl(settings, "hello\r", store=store)
-    assert "Still answered." in output
-    assert output.count("not saved:") == 1
+    Store(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    go_on = threading.Event()
+    server.enqueue(Script(text="Still answered."), Script(text="And saved.", hold_after=1, go_on=go_on))
+    server.enqueue(Script(text="Third."))
+    settings.idle_timeout = 1  # a reply waiting on the database would trip it
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("hello\rnext\rlast\r\x03\x04")
+        repl = make_repl(settings, pipe, Console(file=out, width=80), store=Store(path, busy_timeout=0.1))
+        writer = repl.session.writer
+        assert writer is not None
+
+        def release() -> None:  # once saving has failed, while the second reply is held
+            deadline = time.monotonic() + 30
+            while not (writer.failing and len(server.requests) == 2) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert repl.toolbar_text().endswith("not saving (retrying)")
+            blocker.execute("COMMIT")
+            go_on.set()
+
+        threading.Thread(target=release, daemon=True).start()
+        drive(repl)
+    output = out.getvalue()
+    assert "Still answered." in output and "And saved." in output and "Third." in output
+    assert output.count("not saved: database is locked") == 1
+    assert output.count("saving works again") == 1
+    assert rows(path, "SELECT role, content, status FROM messages ORDER BY id") == [
+        ("user", "hello", "complete"),
+        ("assistant", "Still answered.", "complete"),
+        ("user", "next", "complete"),
+        ("assistant", "And saved.", "complete"),
+        ("user", "last", "complete"),
+        ("assistant", "Third.", "complete"),
+    ]
 
 
 def chatrepl_env(cli_env: dict[str, str], db: Path) -> dict[str, str]:
@@ -130,11 +197,13 @@ def test_sigkill_mid_reply_leaves_the_partial_marked_interrupted(
     time.sleep(0.4)  # past one journal interval
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    saved = rows(db, "SELECT role, content, status FROM messages ORDER BY id")
-    assert saved[0] == ("user", "talk", "complete")
-    role, content, status = saved[1]
-    assert role == "assistant" and status == INTERRUPTED
-    assert content.startswith("word word") and len(content) >= 300
+    found = Store(db).conversation(1)
+    assert found is not None
+    user, reply = found[1]
+    assert (user.role, user.content, user.status) == ("user", "talk", "complete")
+    assert reply.role == "assistant" and reply.status == INTERRUPTED
+    assert reply.content.startswith("word word") and len(reply.content) >= 300
+    assert "word " * (len(reply.content) // 5) == reply.content  # the pieces, in order
 
 
 def test_two_processes_writing_at_once_lose_nothing(
@@ -251,7 +320,7 @@ def test_chatrepl_names_both_paths_when_it_moves_a_corrupt_database(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     db = tmp_path / "chatrepl.db"
-    db.write_bytes(b"\x00garbage" * 1000)
+    damage(db)
     result = subprocess.run(
         [installed_chatrepl(), "hello"], env=chatrepl_env(cli_env, db), capture_output=True, text=True, timeout=30
     )
