@@ -83,4 +83,3 @@ def test_every_value_of_an_entry_is_checked(entry: dict[str, object], problem: s
     with pytest.raises(ValueError) as caught:
         Catalogue({"mine": entry}, where="/home/me/config.toml")
     assert str(caught.value) == f'/home/me/config.toml: models."mine".{problem}'
-

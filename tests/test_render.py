@@ -15,8 +15,8 @@ from rich.console import Console
 from chatrepl.render import MarkdownRenderer, PlainRenderer, _LiveArea, render_whole
 
 REPLIES = sorted((Path(__file__).parent / "replies").glob("*.md"))
-# What our own rendering may write: colours and styles, and the live area's redraw.
-OWN_SEQUENCES = re.compile(r"\x1b\[[0-9;]*m|\r\x1b\[2K(\x1b\[1A\x1b\[2K)+")
+# What our own rendering writes on a terminal without colours: the live area's redraw, nothing else.
+LIVE_AREA_REDRAW = re.compile(r"\r\x1b\[2K(\x1b\[1A\x1b\[2K)+")
 LINES = [
     "# Heading",
     "## Heading 你好",
@@ -122,8 +122,9 @@ def test_on_a_terminal_scrollback_equals_the_whole_rendering(path: Path, sizes: 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(), sizes=chunk_sizes)
 def test_nothing_from_the_reply_reaches_the_terminal_as_a_control(text: str, sizes: list[int]) -> None:
-    for console in (plain_console(), terminal_console(40, 10)):
-        output = OWN_SEQUENCES.sub("", stream(console, chunks_of(text, sizes)))
+    colourless_terminal = Console(file=io.StringIO(), width=40, height=10, force_terminal=True, color_system=None)
+    for console in (plain_console(), colourless_terminal):
+        output = LIVE_AREA_REDRAW.sub("", stream(console, chunks_of(text, sizes)))
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", output)
 
 
@@ -146,8 +147,12 @@ def test_an_unclosed_fence_still_renders_as_code() -> None:
 
 
 def test_code_is_highlighted_by_its_language() -> None:
-    output = whole(terminal_console(60, 20), "```python\ndef f():\n    return 1\n```\n")
-    assert "\x1b[" in output and "def" in output
+    code = "def f():\n    return 1\n"
+    as_python = whole(terminal_console(60, 20), f"```python\n{code}```\n")
+    as_text = whole(terminal_console(60, 20), f"```text\n{code}```\n")
+    keyword = re.compile(r"(\x1b\[[0-9;]*m)def\x1b\[0m")  # `def` alone in a colour of its own
+    assert keyword.search(as_python) and not keyword.search(as_text)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", as_python) == re.sub(r"\x1b\[[0-9;]*m", "", as_text)
 
 
 def test_wide_characters_wrap_at_the_terminal_width() -> None:

@@ -71,9 +71,16 @@ def test_a_path_is_a_message_not_a_command(server: FakeOpenAI, settings: Setting
 
 
 def test_help_lists_every_command(server: FakeOpenAI, settings: Settings) -> None:
+    from chatrepl.commands import COMMANDS
+
     _, output, _ = run_repl(settings, "/help\r")
-    for name in ("/new", "/quit", "/exit", "/help", "Alt-Enter"):
-        assert name in output
+    lines = output.splitlines()
+    for command in COMMANDS:
+        usage = f"/{command.name} {command.arguments}".rstrip()
+        (line,) = [line for line in lines if line.startswith(usage + " ")]
+        assert command.help in line
+        assert all(f"/{alias}" in line for alias in command.aliases)
+    assert "Alt-Enter" in output and "new, quit and exit work without the slash." in output
 
 
 def test_alt_enter_inserts_a_newline_and_paste_stays_one_message(server: FakeOpenAI, settings: Settings) -> None:
@@ -102,7 +109,7 @@ def test_a_failed_request_offers_the_text_again(
     # Enter on the restored input sends the same text again.
     repl, output, code = run_repl(settings, "tell me a joke\r\r")
     assert code == 0
-    assert shown in output and "Traceback" not in output
+    assert output.count(shown) == 1 and output.count("error: ") == 1
     assert "Second time lucky." in output
     assert server.requests[0]["messages"] == server.requests[1]["messages"]
     assert roles(repl) == [("user", "tell me a joke"), ("assistant", "Second time lucky.")]
@@ -145,13 +152,11 @@ def test_plain_mode_writes_text_as_it_arrives(server: FakeOpenAI, settings: Sett
 
 def test_ctrl_c_mid_reply_keeps_the_partial(server: FakeOpenAI, settings: Settings) -> None:
     server.enqueue(Script(text="word " * 400, chunk_size=5, delay=0.02), Script(text="next"))
-    interrupted_at: list[float] = []
 
     def interrupt() -> None:
-        while not server.requests:
+        while not server.first_token_times:
             time.sleep(0.01)
-        time.sleep(0.5)
-        interrupted_at.append(time.monotonic())
+        time.sleep(0.2)  # a few chunks on
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
@@ -160,11 +165,11 @@ def test_ctrl_c_mid_reply_keeps_the_partial(server: FakeOpenAI, settings: Settin
     partial = repl.session.conversation.turns[1]
     assert partial.status == INTERRUPTED and 0 < len(partial.content) < len("word " * 400)
     assert "interrupted" in output
-    # The HTTP stream was closed at once: the server saw the hang-up within a few chunks.
-    deadline = time.monotonic() + 2
+    # The HTTP stream was closed: the server saw the hang-up with most of the reply unsent.
+    deadline = time.monotonic() + 30
     while not server.disconnects and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert server.disconnects and server.disconnects[0] - interrupted_at[0] < 0.5
+    assert server.disconnects and len(server.stream_ends) == 1  # only the reply to "more" was sent whole
     assert len(server.requests) == 2
     assert server.requests[1]["messages"][2]["content"].endswith("[reply interrupted by the user]")
 
@@ -422,13 +427,11 @@ def test_ctrl_c_stops_the_countdown(server: FakeOpenAI, settings: Settings) -> N
     def interrupt() -> None:
         while not server.requests:
             time.sleep(0.01)
-        time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    started = time.monotonic()
     repl, output, _ = run_repl(settings, "hello\r")
-    assert time.monotonic() - started < 10
+    # Not stopped, the countdown would have asked again after 30 s.
     assert "interrupted" in output and len(server.requests) == 1
     assert repl.session.conversation.turns == []
 
