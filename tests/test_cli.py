@@ -253,3 +253,13 @@ def test_print_config_shows_values_and_sources_with_the_key_masked(cli_env: dict
 
     assert values(again.stdout) == values(result.stdout)
     assert "  # CHATREPL_MODEL" not in again.stdout  # the values now come from the file
+
+
+def test_local_with_a_file_that_is_no_model_is_an_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    result = chatrepl(cli_env, "--local", str(notes), "hi", stdin="")
+    assert (result.returncode, result.stderr) == (2, f"chatrepl: error: {notes} is not a GGUF model file\n")
+    missing = tmp_path / "missing.gguf"
+    result = chatrepl(cli_env, "--local", str(missing), stdin="")
+    assert (result.returncode, result.stderr) == (2, f"chatrepl: error: no model file at {missing}\n")
