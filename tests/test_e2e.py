@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -198,3 +199,34 @@ def test_time_spent_stopped_is_not_taken_for_a_silent_server(server: FakeOpenAI,
     out, err = child.communicate(timeout=30)
     assert child.returncode == 0, err
     assert shown + out == b"before the stop, after the stop\n"
+
+
+def test_ctrl_c_while_a_long_history_is_shown_comes_back_to_the_prompt(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from chatrepl.store import Store
+
+    db = tmp_path / "chatrepl.db"
+    store = Store(db)
+    reply = "Some **markdown** with `code`.\n\n```python\nprint('hello')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    turns = [
+        turn for n in range(1500) for turn in (("user", f"question {n}", "complete"), ("assistant", reply, "complete"))
+    ]
+    turns.append(("assistant", "THE LAST REPLY", "complete"))
+    store.import_conversation("test-model", "be brief", "a long one", turns)
+    store.close()
+    server.enqueue(Script(text="Still here."))
+    env = {**cli_env, "CHATREPL_DB": str(db), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(installed_chatrepl(), ["-c"], env=env, dimensions=(30, 100), encoding="utf-8", timeout=30)
+    child.expect("question 5")
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect_exact(PROMPT)
+    assert "THE LAST REPLY" not in screen_text(child)  # the showing stopped
+    assert "Still here." in ask(child, "are you there?")
+    assert server.requests[0]["messages"][-1] == {"role": "user", "content": "are you there?"}
+    assert len(server.requests[0]["messages"]) == 1 + len(turns) + 1  # the whole conversation goes on
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

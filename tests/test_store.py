@@ -148,11 +148,12 @@ def test_saving_that_fails_is_retried_and_reported_once_each_way(
     go_on = threading.Event()
     server.enqueue(Script(text="Still answered."), Script(text="And saved.", hold_after=1, go_on=go_on))
     server.enqueue(Script(text="Third."))
-    settings.idle_timeout = 1  # a reply waiting on the database would trip it
+    settings.idle_timeout = 1  # shorter than a write waits for the lock: a reply waiting on it would trip
+
     out = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text("hello\rnext\rlast\r\x03\x04")
-        repl = make_repl(settings, pipe, Console(file=out, width=80), store=Store(path, busy_timeout=0.1))
+        repl = make_repl(settings, pipe, Console(file=out, width=80), store=Store(path, busy_timeout=2))
         writer = repl.session.writer
         assert writer is not None
 
@@ -419,3 +420,22 @@ def test_sigterm_at_the_prompt_leaves_quietly(cli_env: dict[str, str], tmp_path:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 143 and "Traceback" not in child.before
+
+
+def test_continue_keeps_the_conversations_settings_unless_flags_say_otherwise(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = chatrepl_env(cli_env, tmp_path / "chatrepl.db")
+    runs = [
+        ["-m", "gpt-4o-mini", "-s", "You are a pirate.", "-t", "0.2", "first"],
+        ["-c", "second"],
+        ["-c", "-t", "0.9", "-m", "other-model", "third"],
+    ]
+    for args in runs:
+        result = subprocess.run([installed_chatrepl(), *args], env=env, capture_output=True, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+    second, third = server.requests[1], server.requests[2]
+    assert (second["model"], second["temperature"]) == ("gpt-4o-mini", 0.2)
+    assert second["messages"][0] == {"role": "system", "content": "You are a pirate."}
+    assert (third["model"], third["temperature"]) == ("other-model", 0.9)
+    assert third["messages"][0] == {"role": "system", "content": "You are a pirate."}
