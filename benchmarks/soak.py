@@ -27,6 +27,7 @@ from rich.console import Console
 
 from chatrepl.config import Settings
 from chatrepl.models import Catalogue
+from chatrepl.output import Output
 from chatrepl.repl import Repl
 from chatrepl.store import Store
 
@@ -68,16 +69,18 @@ def main() -> None:
         with create_pipe_input() as pipe:
             pipe.send_text("".join(f"question {n}\r" for n in range(turns)) + "\x04")
             console = Console(file=screen, width=100, color_system=None)
-            repl = Repl(settings, Catalogue(), store, console, prompt_io={"input": pipe, "output": DummyOutput()})
+            prompt_io = {"input": pipe, "output": DummyOutput()}
+            repl = Repl.for_settings(settings, Catalogue(), store, [], Output(console), prompt_io)
 
             def sample() -> None:
                 while not done.wait(0.05):
-                    if len(repl.conversation.turns) >= 2 * WARM_UP:
+                    if len(repl.session.conversation.turns) >= 2 * WARM_UP:
                         samples[WARM_UP] = resources()
                         return
 
             threading.Thread(target=sample, daemon=True).start()
             repl.run()
+            repl.session.close()
         elapsed = time.monotonic() - started
         done.set()
         end = resources()

@@ -306,19 +306,25 @@ def _hold(
     terminal: Terminal,
 ) -> int:
     """Answer once or hold a conversation, and wait for the last of it to be saved."""
-    from chatrepl.client import ChatClient
     from chatrepl.output import Output
-    from chatrepl.session import ChatSession
 
-    session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
     notices = Output(terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question))
-    try:
-        if question:
-            return _once(session, notices, question, wanted, plain)
-        from chatrepl.repl import Repl
+    if question:
+        from chatrepl.client import ChatClient
+        from chatrepl.session import ChatSession
 
-        repl = Repl(session, notices, settings.history, settings.toolbar, settings.multiline)
-        return repl.run(resume=wanted)
+        session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
+        return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain))
+    from chatrepl.repl import Repl
+
+    repl = Repl.for_settings(settings, catalogue, store, examples, notices)
+    return _closing(repl.session, notices, lambda: repl.run(resume=wanted))
+
+
+def _closing(session: ChatSession, notices: Output, converse: Callable[[], int]) -> int:
+    """Hold the conversation, then wait for the last of it to be saved, saying what could not be."""
+    try:
+        return converse()
     finally:
         for problem in session.close():
             notices.warning(problem)

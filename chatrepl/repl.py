@@ -31,7 +31,11 @@ from chatrepl.turn import uses_completions
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyPressEvent
 
+    from chatrepl.config import Settings
+    from chatrepl.conversation import Turn
+    from chatrepl.models import Catalogue
     from chatrepl.session import ChatSession
+    from chatrepl.store import Store
 
 
 class _ArgumentCompleter(Completer):
@@ -134,6 +138,23 @@ class Repl:
             **(prompt_io or {}),
         )
         self.context = commands.Context(session, output, self)
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        catalogue: Catalogue,
+        store: Store | None,
+        examples: list[Turn],
+        output: Output,
+        prompt_io: dict[str, Any] | None = None,
+    ) -> Repl:
+        """The REPL chatrepl runs: a session on the settings' server, the prompt as the settings say."""
+        from chatrepl.client import ChatClient
+        from chatrepl.session import ChatSession
+
+        session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
+        return cls(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io)
 
     def keep_history(self, keep: bool) -> None:
         self.history_kept = keep

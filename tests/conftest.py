@@ -13,6 +13,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
+from chatrepl.cli import _closing
 from chatrepl.client import ChatClient
 from chatrepl.config import Settings
 from chatrepl.conversation import Turn
@@ -86,17 +87,12 @@ def make_repl(
     """A REPL as chatrepl builds one, reading from a prompt_toolkit pipe and writing to `console`."""
     output = Output(console, Terminal(), plain=plain, debug=debug)
     prompt_io = {"input": pipe, "output": DummyOutput()}
-    session = make_session(settings, store, examples)
-    return Repl(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io=prompt_io)
+    return Repl.for_settings(settings, Catalogue(settings.models), store, examples or [], output, prompt_io)
 
 
 def drive(repl: Repl) -> int:
     """Run the REPL to its end, then wait for the journal as chatrepl does on its way out."""
-    try:
-        return repl.run()
-    finally:
-        for problem in repl.session.close():
-            repl.output.warning(problem)
+    return _closing(repl.session, repl.output, repl.run)
 
 
 def run_repl(
