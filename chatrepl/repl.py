@@ -97,9 +97,15 @@ def _history(keep: bool) -> History:
         return InMemoryHistory()
     from prompt_toolkit.history import FileHistory
 
+    class TextHistory(FileHistory):
+        """Bytes typed that are not UTF-8 come in as lone surrogates, which a file cannot hold: replaced."""
+
+        def store_string(self, string: str) -> None:
+            super().store_string(string.encode("utf-8", "replace").decode("utf-8"))
+
     path = history_path(os.environ)
     os.close(open_private(path, os.O_WRONLY | os.O_APPEND))
-    return FileHistory(str(path))
+    return TextHistory(str(path))
 
 
 class Repl:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
+import pyte
 import pytest
 from conftest import installed_chatrepl
 from openai_server import FakeOpenAI, Script
@@ -143,8 +144,11 @@ def test_one_shot_on_a_terminal_renders_markdown_and_no_color_turns_it_off(
         output = pexpect.run(installed_chatrepl() + " hello", env=env, encoding="utf-8", timeout=15)
         if expect_plain:
             assert reply in output and "\x1b" not in output
-        else:
-            assert "**" not in output and "Some" in output and "\x1b[1m" in output
+        else:  # what stays on the screen once the live area is gone
+            screen = pyte.Screen(80, 24)
+            pyte.Stream(screen).feed(output)
+            assert [line.rstrip() for line in screen.display if line.strip()] == ["Some bold text"]
+            assert "\x1b[1mbold" in output
 
 
 def test_ctrl_z_mid_reply_hands_the_terminal_to_the_shell_and_fg_resumes(
