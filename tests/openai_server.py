@@ -114,6 +114,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
         self.stream_ends: list[float] = []  # when each complete stream's last byte was sent
         self.model_ids = ["test-model"]  # what GET /models lists
+        self.reply: str | None = None  # with nothing queued, answer every request with this text
+        self.report_first_tokens = False  # print "first-token RECEIVED SENT" (monotonic) for each stream
 
     @property
     def url(self) -> str:
@@ -127,6 +129,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         try:
             return self.scripts.get_nowait()
         except queue.Empty:
+            if self.reply is not None:
+                return Script(text=self.reply)
             users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
             return script_for_message(str(users[-1]) if users else "")
 
@@ -285,6 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(f"data: {event}\n\n".encode())
                 if sent == 1:  # event 0 carries only the role; event 1 the first text
                     self.server.first_token_times.append((self.received_at, time.monotonic()))
+                    if self.server.report_first_tokens:
+                        print(f"first-token {self.received_at} {time.monotonic()}", flush=True)
             self._write_chunk(b"")
             self.server.stream_ends.append(time.monotonic())
         except (BrokenPipeError, ConnectionResetError):
@@ -295,8 +301,11 @@ class _Handler(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8765)
-    port = parser.parse_args().port
-    server = FakeOpenAI(port)
+    parser.add_argument("--reply", help="answer every request with this text")
+    parser.add_argument("--report-first-tokens", action="store_true", help="print when each first token was sent")
+    args = parser.parse_args()
+    server = FakeOpenAI(args.port)
+    server.reply, server.report_first_tokens = args.reply, args.report_first_tokens
     print(f"serving the OpenAI wire format at {server.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
