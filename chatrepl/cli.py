@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from chatrepl import __version__, config
-from chatrepl.output import report
+from chatrepl.output import emit, report
 from chatrepl.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     for warning in settings.warnings:
         report("warning", warning)
     if args.print_config:
-        print(config.describe(settings))
+        emit(config.describe(settings))
         return 0
     from chatrepl import local
 

@@ -13,6 +13,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -353,7 +354,8 @@ def describe(settings: Settings) -> str:
 
 
 def _toml(value: Any) -> str:
-    """A value written as TOML (JSON's string escapes are TOML's too)."""
+    """A value written as TOML; a string in JSON's escapes (TOML's too), with every character
+    that could steer a terminal escaped as well, so the line stays valid TOML and safe to show."""
     import json
 
     if isinstance(value, bool):
@@ -364,7 +366,13 @@ def _toml(value: Any) -> str:
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{_toml(key)} = {_toml(item)}" for key, item in value.items()) + " }"
-    return json.dumps(str(value), ensure_ascii=False)
+    return json.dumps(str(value), ensure_ascii=False).translate(_TOML_ESCAPES)
+
+
+# C0 controls are escaped by json.dumps; these are what it leaves: DEL, C1 controls, bidirectional overrides.
+_TOML_ESCAPES = {
+    code: f"\\u{code:04X}" for code in [0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
 
 
 def missing_key_message(path: Path) -> str:

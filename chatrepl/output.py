@@ -43,6 +43,11 @@ def report(kind: str, message: str) -> None:
     print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
 
 
+def emit(text: str) -> None:
+    """Text on standard output, such as --print-config's, made safe as everything else."""
+    print(sanitize(text))
+
+
 def status_line(usage: Usage, cost: float | None, session_cost: float | None, context_used: float | None) -> str:
     """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`,
     with the cached and reasoning tokens among them where the server counts those."""

@@ -10,6 +10,8 @@ character, so a sequence split across two chunks of a stream is caught as well.
 from __future__ import annotations
 
 _BIDI_CONTROLS = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+# Every character that can steer a terminal: C0 controls (newline and tab aside), DEL, C1, bidi overrides.
+STEERING = [*(code for code in range(0x20) if chr(code) not in "\n\t"), 0x7F, *range(0x80, 0xA0), *_BIDI_CONTROLS]
 
 
 def _build_table() -> dict[int, str | None]:

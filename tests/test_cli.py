@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from conftest import TEST_KEY, installed_chatrepl
 from openai_server import LONG_REPLY, FakeOpenAI, Script
 
 from chatrepl import __version__
+from chatrepl.config import tomllib
 
 
 def chatrepl(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -263,3 +265,12 @@ def test_local_with_a_file_that_is_no_model_is_an_error(cli_env: dict[str, str],
     missing = tmp_path / "missing.gguf"
     result = chatrepl(cli_env, "--local", str(missing), stdin="")
     assert (result.returncode, result.stderr) == (2, f"chatrepl: error: no model file at {missing}\n")
+
+
+def test_print_config_escapes_what_could_steer_the_terminal(cli_env: dict[str, str]) -> None:
+    hostile = "\x1b]0;owned\x07 \x9b2J \u202eevil\x7f"
+    result = chatrepl({**cli_env, "CHATREPL_SYSTEM": hostile}, "--print-config", stdin="")
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", result.stdout)
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("system = ")]
+    assert tomllib.loads(line.split("  # ")[0])["system"] == hostile  # still TOML for the same value
