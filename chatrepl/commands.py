@@ -207,8 +207,6 @@ def _resume(context: Context, words: list[str]) -> Outcome:
 def resume(context: Context, conversation_id: int) -> bool:
     """Go on with a saved conversation and show its history; False if there is none."""
     session = context.session
-    if session.writer is not None:
-        session.writer.flush(timeout=2.0)
     row = session.resume(conversation_id)
     if row is None:
         return False
@@ -342,7 +340,8 @@ def _edit(context: Context, text: str) -> Outcome:
         draft = Path(folder) / "message.md"
         draft.write_text(text or context.screen.pending, encoding="utf-8")
         try:
-            subprocess.run([*editor, str(draft)], check=True)
+            with context.output.terminal.handed_over():
+                subprocess.run([*editor, str(draft)], check=True)
         except (OSError, subprocess.CalledProcessError) as err:
             context.output.error(f"the editor {editor[0]} did not run: {err}")
             return CONTINUE

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chatrepl.terminal import Terminal
 
 CLOSE_PATIENCE = 15.0  # seconds to wait at the end for what is still being saved
+READ_PATIENCE = 2.0  # seconds a read of saved conversations waits for what is still being saved
 
 
 @dataclass
@@ -138,7 +139,7 @@ class ChatSession:
     def resume(self, conversation_id: int) -> ConversationRow | None:
         """Go on with a saved conversation, with the system prompt, model and parameters it last
         used (unless flags given now say otherwise); None if there is none."""
-        found = self.store.conversation(conversation_id) if self.store is not None else None
+        found = self._settled_store().conversation(conversation_id) if self.store is not None else None
         if found is None:
             return None
         row, messages = found
@@ -232,11 +233,14 @@ class ChatSession:
         return self.tally.cost if self.tally.priced else None
 
     def saved_conversations(self, limit: int = 20) -> list[ConversationRow]:
-        if self.store is None:
-            return []
+        return self._settled_store().conversations(limit) if self.store is not None else []
+
+    def _settled_store(self) -> Store:
+        """The store, to read, once what was said so far is written (or a moment has passed)."""
+        assert self.store is not None
         if self.writer is not None:
-            self.writer.flush(timeout=2.0)
-        return self.store.conversations(limit)
+            self.writer.flush(timeout=READ_PATIENCE)
+        return self.store
 
     def stop_saving(self) -> None:
         self.store = self.writer = None

@@ -89,6 +89,22 @@ class Terminal:
                 if _SIGTSTP is not None:
                     signal.signal(_SIGTSTP, previous_stop)
 
+    @contextlib.contextmanager
+    def handed_over(self) -> Iterator[None]:
+        """While another program (an editor) owns the terminal: its keys are its own, and Ctrl-Z
+        stops chatrepl with it, as the shell expects of a job."""
+        if not _main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous_stop = signal.signal(_SIGTSTP, signal.SIG_DFL) if _SIGTSTP is not None else None
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if _SIGTSTP is not None:
+                signal.signal(_SIGTSTP, previous_stop)
+
     def checkpoint(self, pause: Callable[[], None] = lambda: None) -> None:
         """Act on the requests: suspend (after `pause` takes back what is drawn), then raise
         SystemExit for a request to leave or Interrupted for a Ctrl-C."""
