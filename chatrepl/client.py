@@ -347,6 +347,7 @@ def _hang_up(response: Any) -> None:
 
 
 DONE = object()  # ReplyStream.get: the stream has ended
+_WAKE = object()  # ReplyStream.get: look at the requests now
 
 
 class ReplyStream:
@@ -384,14 +385,19 @@ class ReplyStream:
             _hang_up(response)
 
     def get(self, timeout: float) -> Any:
-        """The next Event, DONE at the end, or None if nothing came within `timeout`; raises ChatError."""
+        """The next Event, DONE at the end, or None if nothing came within `timeout` (or `wake` was
+        called); raises ChatError."""
         try:
             item = self._events.get(timeout=timeout)
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
             raise item
-        return item
+        return None if item is _WAKE else item
+
+    def wake(self) -> None:
+        """Make a `get` waiting now return at once; safe in a signal handler (SimpleQueue.put is reentrant)."""
+        self._events.put(_WAKE)
 
     def cancel(self) -> None:
         with self._lock:

@@ -44,6 +44,7 @@ class Terminal:
         self._busy = False
         self._end_prompt: Callable[[int], None] | None = None
         self._echo_settings: tuple[list[Any], list[Any]] | None = None  # (with echo, without) while silenced
+        self._wake: Callable[[], None] = lambda: None  # called by a handler: whoever waits, look now
 
     def install(self) -> None:
         """Take SIGTERM and SIGHUP for good; Ctrl-C and Ctrl-Z are taken while `busy`."""
@@ -52,6 +53,7 @@ class Terminal:
 
     def _on_leave(self, number: int, frame: object) -> None:
         self.exit_code = 128 + number
+        self._wake()
         if self._end_prompt is not None:
             self._end_prompt(self.exit_code)
         elif not self._busy:  # starting up: nothing to save, nothing drawn
@@ -59,9 +61,20 @@ class Terminal:
 
     def _on_interrupt(self, number: int, frame: object) -> None:
         self.interrupt_requested = True
+        self._wake()
 
     def _on_suspend(self, number: int, frame: object) -> None:
         self.suspend_requested = True
+        self._wake()
+
+    @contextlib.contextmanager
+    def waking(self, wake: Callable[[], None]) -> Iterator[None]:
+        """While something waits: a request calls `wake` (from the signal handler: it must be reentrant)."""
+        self._wake = wake
+        try:
+            yield
+        finally:
+            self._wake = lambda: None
 
     @contextlib.contextmanager
     def prompting(self, end_prompt: Callable[[int], None]) -> Iterator[None]:

@@ -224,40 +224,41 @@ def _stream(
     """Stream one request into `reply` and the sink, acting on the terminal's requests between events."""
     stream = client.open(request)
     last_event = woke = time.monotonic()
-    try:
-        while True:
-            terminal.checkpoint(sink.pause)
-            event = stream.get(POLL)
-            now = time.monotonic()
-            if now - woke > POLL + 1:  # chatrepl itself was stopped (Ctrl-Z): not the server's silence
+    with terminal.waking(stream.wake):
+        try:
+            while True:
+                terminal.checkpoint(sink.pause)
+                event = stream.get(POLL)
+                now = time.monotonic()
+                if now - woke > POLL + 1:  # chatrepl itself was stopped (Ctrl-Z): not the server's silence
+                    last_event = now
+                woke = now
+                if event is None:
+                    if now - last_event > idle_timeout:
+                        if reply.finish_reason is not None:
+                            return  # the reply is whole; only its usage or the end marker never came
+                        raise ChatError(
+                            "incomplete",
+                            f"no reply text for {idle_timeout:g} s: stopped waiting",
+                            "change the wait with --idle-timeout",
+                        )
+                    continue
+                if event is DONE:
+                    return
                 last_event = now
-            woke = now
-            if event is None:
-                if now - last_event > idle_timeout:
-                    if reply.finish_reason is not None:
-                        return  # the reply is whole; only its usage or the end marker never came
-                    raise ChatError(
-                        "incomplete",
-                        f"no reply text for {idle_timeout:g} s: stopped waiting",
-                        "change the wait with --idle-timeout",
-                    )
-                continue
-            if event is DONE:
-                return
-            last_event = now
-            if isinstance(event, TextDelta):
-                reply.parts.append(event.text)
-                sink.feed(event.text)
-            elif isinstance(event, RefusalDelta):
-                reply.refusal.append(event.text)
-            elif isinstance(event, OtherChoice):
-                reply.other_choices.setdefault(event.index, []).append(event.text)
-            elif isinstance(event, Finished):
-                reply.finish_reason = event.reason
-            elif isinstance(event, Usage):
-                reply.usage = event
-    finally:
-        stream.cancel()
+                if isinstance(event, TextDelta):
+                    reply.parts.append(event.text)
+                    sink.feed(event.text)
+                elif isinstance(event, RefusalDelta):
+                    reply.refusal.append(event.text)
+                elif isinstance(event, OtherChoice):
+                    reply.other_choices.setdefault(event.index, []).append(event.text)
+                elif isinstance(event, Finished):
+                    reply.finish_reason = event.reason
+                elif isinstance(event, Usage):
+                    reply.usage = event
+        finally:
+            stream.cancel()
 
 
 def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:

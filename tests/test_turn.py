@@ -12,7 +12,7 @@ from chatrepl.client import ChatClient, Request
 from chatrepl.config import Settings
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
 from chatrepl.models import ModelInfo
-from chatrepl.terminal import Terminal
+from chatrepl.terminal import Interrupted, Terminal
 from chatrepl.turn import DEFAULT_PARAMETERS, Parameters, TurnOutcome, build_request, run_turn
 
 
@@ -156,3 +156,20 @@ def test_a_ctrl_c_before_any_text_fails_the_turn(server: FakeOpenAI, settings: S
     threading.Timer(0.3, lambda: setattr(terminal, "interrupt_requested", True)).start()
     outcome = turn(settings, terminal=terminal)
     assert outcome.interrupted and outcome.content is None
+
+
+def test_a_signal_wakes_whoever_waits_and_is_only_noted() -> None:
+    import os
+    import signal
+
+    terminal = Terminal()
+    woken: list[str] = []
+    with terminal.busy(), terminal.waking(lambda: woken.append("now")):
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: a request
+        deadline = time.monotonic() + 10
+        while not woken and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert woken == ["now"] and terminal.interrupt_requested
+        with pytest.raises(Interrupted):
+            terminal.checkpoint()
+        assert not terminal.interrupt_requested  # acted on once
