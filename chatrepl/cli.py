@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from chatrepl import __version__, config
 from chatrepl.output import emit, report
-from chatrepl.terminal import Terminal
+from chatrepl.terminal import Interrupted, Terminal
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
@@ -234,7 +235,9 @@ def _await_local(server: LocalServer, settings: config.Settings, catalogue: Cata
         report("error", str(err))
         return None
     catalogue.add(server.name, local.catalogue_entry(server.context))
-    return dataclasses.replace(settings, base_url=server.base_url, api_key=None, model=server.name)
+    # The model is the local one even in a resumed conversation that used another.
+    sources = {**settings.sources, "model": "--local"}
+    return dataclasses.replace(settings, base_url=server.base_url, api_key=None, model=server.name, sources=sources)
 
 
 def _converse(
@@ -310,10 +313,9 @@ def _hold(
 
     notices = Output(terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question))
     if question:
-        from chatrepl.client import ChatClient
         from chatrepl.session import ChatSession
 
-        session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
+        session = ChatSession.from_settings(settings, catalogue, store, examples)
         return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain))
     from chatrepl.repl import Repl
 
@@ -344,7 +346,8 @@ def _once(session: ChatSession, notices: Output, question: str, wanted: int | No
     sink = ReplySink(notices, Output(terminal=terminal, plain=plain).reply(json))
     with terminal.busy():
         outcome = session.ask(question, sink, terminal)
-        notices.outcome(outcome, json)
+        with contextlib.suppress(Interrupted):  # the answer is kept; only its notes are cut short
+            notices.outcome(outcome, json)
     if outcome.leave is not None:
         raise SystemExit(outcome.leave)
     return {COMPLETE: 0, INTERRUPTED: 130}.get(outcome.status, 1)

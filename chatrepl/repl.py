@@ -156,10 +156,9 @@ class Repl:
         prompt_io: dict[str, Any] | None = None,
     ) -> Repl:
         """The REPL chatrepl runs: a session on the settings' server, the prompt as the settings say."""
-        from chatrepl.client import ChatClient
         from chatrepl.session import ChatSession
 
-        session = ChatSession.from_settings(settings, catalogue, store, examples, ChatClient.from_settings(settings))
+        session = ChatSession.from_settings(settings, catalogue, store, examples)
         return cls(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io)
 
     def keep_history(self, keep: bool) -> None:

@@ -3,7 +3,7 @@ parameters, with what a user can do to them.  No terminal I/O: replies go to a s
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ class Tally:
 class _Saving:
     """The sink a turn is given: the reply is saved as it streams, and shown by the caller's sink."""
 
-    def __init__(self, sink: Sink, journal: Journal, begin: Any) -> None:
+    def __init__(self, sink: Sink, journal: Journal, begin: Callable[[Request], None]) -> None:
         self.sink = sink
         self.journal = journal
         self.begin = begin  # saves the turn's start, given the first request
@@ -110,10 +110,13 @@ class ChatSession:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, catalogue: Catalogue, store: Store | None, examples: list[Turn], client: ChatClient
+        cls, settings: Settings, catalogue: Catalogue, store: Store | None, examples: list[Turn]
     ) -> ChatSession:
+        """A session on the settings' server, with their model, system prompt and parameters."""
+        from chatrepl.client import ChatClient
+
         return cls(
-            client,
+            ChatClient.from_settings(settings),
             catalogue,
             settings.model,
             settings.system,

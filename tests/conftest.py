@@ -14,7 +14,6 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.cli import _closing
-from chatrepl.client import ChatClient
 from chatrepl.config import Settings
 from chatrepl.conversation import Turn
 from chatrepl.models import Catalogue
@@ -72,7 +71,7 @@ def cli_env(clean_env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
 
 def make_session(settings: Settings, store: Store | None = None, examples: list[Turn] | None = None) -> ChatSession:
     catalogue = Catalogue(settings.models)
-    return ChatSession.from_settings(settings, catalogue, store, examples or [], ChatClient.from_settings(settings))
+    return ChatSession.from_settings(settings, catalogue, store, examples or [])
 
 
 def make_repl(
