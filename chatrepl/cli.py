@@ -15,6 +15,8 @@ from chatrepl.output import emit, report
 from chatrepl.terminal import Interrupted, Terminal
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chatrepl.conversation import Turn
     from chatrepl.local import LocalServer
     from chatrepl.models import Catalogue
@@ -150,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-config", action="store_true", help="show every setting, its value and where it came from"
     )
+    parser.add_argument(
+        "--allow-env",
+        action="store_true",
+        help="trust the .env found from here upward, as it is now, to choose where the API key goes",
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return parser
@@ -179,8 +186,11 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
         args.prompt.insert(0, args.local)
         args.local = config.BUNDLED_LOCAL
     flags = {option.key: getattr(args, option.key, None) for option in config.OPTIONS}
+    if args.allow_env and not _allow_env():
+        return 2
+    ask = _ask_to_allow if sys.stdin.isatty() and sys.stderr.isatty() else None
     try:
-        settings = config.load_settings(flags, flag_names=_flag_names(parser))
+        settings = config.load_settings(flags, flag_names=_flag_names(parser), ask=ask)
     except config.ConfigError as err:
         report("error", str(err))
         return 2
@@ -199,6 +209,25 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
             report("error", config.missing_key_message(config.config_path(os.environ)))
             return 2
     return _converse(args, settings, bool(settings.local) or automatic, automatic, terminal)
+
+
+def _allow_env() -> bool:
+    """Record the .env found from here upward as the user's own; False after saying there is none."""
+    from pathlib import Path
+
+    found, _ = config.read_dotenv(Path.cwd())
+    if found is None:
+        report("error", "--allow-env: no .env file here or in any folder above")
+        return False
+    config.allow_dotenv(os.environ, found)
+    report("note", f"allowed {found} as it is now (a changed file must be allowed again)")
+    return True
+
+
+def _ask_to_allow(dotenv_file: Path, redirect: str) -> bool:
+    from chatrepl.output import confirm
+
+    return confirm(f"{dotenv_file} sets {redirect}; send your API key there, now and from now on?")
 
 
 def _launch_local(settings: config.Settings) -> LocalServer | None:

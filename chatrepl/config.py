@@ -288,11 +288,65 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     flag_names: Mapping[str, str] | None = None,
+    ask: Callable[[Path, str], bool] | None = None,
 ) -> Settings:
     """Resolve every setting through the layers; raise ConfigError naming the bad one.
-    `flag_names` says which flag set a key where it is not --key (--plain sets markdown)."""
+    `flag_names` says which flag set a key where it is not --key (--plain sets markdown).
+
+    The trust rule: a .env found by the upward search that would send the API key to a
+    base URL of its own (the key being set somewhere else) is the user's only once allowed
+    (`allow_dotenv`); `ask` may allow it now.  Otherwise what it sets to redirect the key is
+    left out, and a warning says so.
+    """
     environ = os.environ if environ is None else environ
     dotenv_file, dotenv = read_dotenv(cwd or Path.cwd())
+    settings = _layered(flags, environ, dotenv_file, dotenv, flag_names or {})
+    redirect = _redirect(settings, dotenv_file, dotenv, environ)
+    if dotenv_file is None or redirect is None or dotenv_allowed(environ, dotenv_file):
+        return settings
+    if ask is not None and ask(dotenv_file, redirect):
+        allow_dotenv(environ, dotenv_file)
+        return settings
+    kept = {name: value for name, value in dotenv.items() if name not in _REDIRECTING}
+    settings = _layered(flags, environ, dotenv_file, kept, flag_names or {})
+    settings.warnings.append(
+        f"{dotenv_file} sets {redirect}, which would get the API key set elsewhere: ignored "
+        "(if you trust that file, allow it with chatrepl --allow-env)"
+    )
+    return settings
+
+
+_REDIRECTING = ("OPENAI_BASE_URL", "CHATREPL_CONFIG")  # what in a .env can choose where the key goes
+
+
+def _redirect(
+    settings: Settings, dotenv_file: Path | None, dotenv: dict[str, str], environ: Mapping[str, str]
+) -> str | None:
+    """What the .env sets that sends a key from elsewhere to a server of its choosing, or None."""
+    if dotenv_file is None or not settings.api_key:
+        return None
+    chosen = {name: dotenv[name] for name in _REDIRECTING if dotenv.get(name, "").strip() and name not in environ}
+    if not chosen:
+        return None
+
+    def from_dotenv(source: str) -> bool:
+        config_by_dotenv = "CHATREPL_CONFIG" in chosen and source.startswith(f"{config_path(dotenv)} key ")
+        return source.endswith(f" in {dotenv_file}") or config_by_dotenv
+
+    key_source, url_source = settings.sources.get("api_key", ""), settings.sources.get("base_url", "")
+    if from_dotenv(key_source) or not from_dotenv(url_source):
+        return None
+    return " and ".join(f"{name}={value}" for name, value in chosen.items())
+
+
+def _layered(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    dotenv_file: Path | None,
+    dotenv: dict[str, str],
+    flag_names: Mapping[str, str],
+) -> Settings:
+    """The settings from defaults < config file < .env < environment < flags."""
     merged_env = {**dotenv, **environ}
     settings = Settings()
 
@@ -326,8 +380,37 @@ def load_settings(
     for key, value in flags.items():
         if value is not None:
             setattr(settings, key, value)
-            settings.sources[key] = (flag_names or {}).get(key, f"--{key.replace('_', '-')}")
+            settings.sources[key] = flag_names.get(key, f"--{key.replace('_', '-')}")
     return settings
+
+
+def _allowed_list(environ: Mapping[str, str]) -> Path:
+    """Where allowed .env files are recorded: the real environment says, never a .env."""
+    return app_dir(environ, "XDG_STATE_HOME") / "allowed-env"
+
+
+def _fingerprint(dotenv_file: Path) -> str:
+    import hashlib
+
+    return f"{hashlib.sha256(dotenv_file.read_bytes()).hexdigest()}  {dotenv_file.resolve()}"
+
+
+def dotenv_allowed(environ: Mapping[str, str], dotenv_file: Path) -> bool:
+    """The user allowed this .env, as it is now (a changed file must be allowed again)."""
+    try:
+        allowed = _allowed_list(environ).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    return _fingerprint(dotenv_file) in allowed
+
+
+def allow_dotenv(environ: Mapping[str, str], dotenv_file: Path) -> None:
+    """Record this .env, by path and content, as the user's own."""
+    handle = open_private(_allowed_list(environ), os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(handle, f"{_fingerprint(dotenv_file)}\n".encode())
+    finally:
+        os.close(handle)
 
 
 def mask_key(key: str) -> str:

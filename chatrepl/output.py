@@ -43,6 +43,17 @@ def report(kind: str, message: str) -> None:
     print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
 
 
+def confirm(question: str) -> bool:
+    """Ask a yes/no question on the terminal (standard error, answered on standard input); no is the default."""
+    sys.stderr.write(f"chatrepl: {sanitize(question)} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def emit(text: str) -> None:
     """Text on standard output, such as --print-config's, made safe as everything else."""
     print(sanitize(text))

@@ -109,6 +109,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.scripts: queue.Queue[Script] = queue.Queue()
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
+        self.authorizations: list[str] = []  # the Authorization header of every request, GET or POST
         self.closing = threading.Event()
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
         self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
@@ -160,6 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization", ""))
         if self.path.rstrip("/").endswith("/models"):
             models = [{"id": name, "object": "model", "owned_by": "test"} for name in self.server.model_ids]
             self._send_json(200, {"object": "list", "data": models})
@@ -172,6 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
         self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
+        self.server.authorizations.append(self.headers.get("Authorization", ""))
         if not self.path.rstrip("/").endswith("/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return

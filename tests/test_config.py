@@ -146,3 +146,76 @@ def test_a_bad_model_entry_is_reported_when_the_settings_are_loaded(tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         load_settings({}, environ={"XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
     assert str(caught.value) == f"{config}: models.\"my-llama\".context: expected a whole number, got '8k'"
+
+
+def trust_case(tmp_path: Path, dotenv: str, environ: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
+    project = tmp_path / "clone"
+    write(project / ".env", dotenv)
+    return project, {
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        **(environ or {}),
+    }
+
+
+def test_a_dotenv_cannot_send_a_key_from_elsewhere_to_its_own_server(tmp_path: Path) -> None:
+    project, environ = trust_case(
+        tmp_path, "OPENAI_BASE_URL=http://collector.example/v1\n", {"OPENAI_API_KEY": "sk-mine"}
+    )
+    settings = load_settings({}, environ=environ, cwd=project)
+    assert (settings.api_key, settings.base_url) == ("sk-mine", None)
+    (warning,) = settings.warnings
+    assert warning.startswith(f"{project / '.env'} sets OPENAI_BASE_URL=http://collector.example/v1, which would get")
+    assert "chatrepl --allow-env" in warning
+
+
+def test_a_dotenv_choosing_a_config_file_cannot_redirect_the_key_either(tmp_path: Path) -> None:
+    write(tmp_path / "theirs.toml", 'base_url = "http://collector.example/v1"\n')
+    user = write(tmp_path / "cfg" / "chatrepl" / "config.toml", 'base_url = "http://127.0.0.1:9/v1"\n')
+    project, environ = trust_case(
+        tmp_path, f"CHATREPL_CONFIG={tmp_path / 'theirs.toml'}\n", {"OPENAI_API_KEY": "sk-mine"}
+    )
+    settings = load_settings({}, environ=environ, cwd=project)
+    assert settings.base_url == "http://127.0.0.1:9/v1" and settings.sources["base_url"] == f"{user} key 'base_url'"
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "environ"),
+    [
+        ("OPENAI_API_KEY=sk-theirs\nOPENAI_BASE_URL=http://their.server/v1\n", {}),  # key and URL in one place
+        ("OPENAI_BASE_URL=http://their.server/v1\n", {}),  # no key to send anywhere
+        (
+            "OPENAI_BASE_URL=http://their.server/v1\n",
+            {"OPENAI_API_KEY": "sk-mine", "OPENAI_BASE_URL": "http://mine/v1"},
+        ),
+    ],
+)
+def test_a_dotenv_that_redirects_no_key_keeps_working(tmp_path: Path, dotenv: str, environ: dict[str, str]) -> None:
+    project, environ = trust_case(tmp_path, dotenv, environ)
+    settings = load_settings({}, environ=environ, cwd=project)
+    assert settings.warnings == []
+    assert settings.base_url == environ.get("OPENAI_BASE_URL", "http://their.server/v1")
+
+
+def test_an_allowed_dotenv_is_trusted_until_it_changes(tmp_path: Path) -> None:
+    from chatrepl.config import allow_dotenv
+
+    project, environ = trust_case(tmp_path, "OPENAI_BASE_URL=http://their.server/v1\n", {"OPENAI_API_KEY": "sk-mine"})
+    asked: list[str] = []
+
+    def no(path: Path, redirect: str) -> bool:
+        asked.append(f"{path}: {redirect}")
+        return False
+
+    assert load_settings({}, environ=environ, cwd=project, ask=no).base_url is None
+    assert asked == [f"{project / '.env'}: OPENAI_BASE_URL=http://their.server/v1"]
+    assert load_settings({}, environ=environ, cwd=project, ask=lambda path, redirect: True).base_url == (
+        "http://their.server/v1"
+    )
+    assert load_settings({}, environ=environ, cwd=project).base_url == "http://their.server/v1"  # recorded
+    write(project / ".env", "OPENAI_BASE_URL=http://another.server/v1\n")
+    assert load_settings({}, environ=environ, cwd=project).base_url is None  # changed: allowed no more
+    allow_dotenv(environ, project / ".env")
+    assert load_settings({}, environ=environ, cwd=project).base_url == "http://another.server/v1"
+    listed = (tmp_path / "state" / "chatrepl" / "allowed-env").stat().st_mode & 0o777
+    assert listed == 0o600

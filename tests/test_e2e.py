@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-from conftest import installed_chatrepl
+from conftest import TEST_KEY, installed_chatrepl
 from openai_server import FakeOpenAI, Script
 
 PROMPT = "\x1b[?2004h"  # prompt_toolkit turns on bracketed paste each time a prompt is ready for input
@@ -234,3 +234,50 @@ def test_ctrl_c_while_a_long_history_is_shown_comes_back_to_the_prompt(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_cloned_dotenv_gets_the_key_only_once_allowed(
+    server: FakeOpenAI, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    collector = FakeOpenAI().start()  # whoever wrote the .env
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(f'base_url = "{server.url}"\nmodel = "test-model"\n')  # the user's own server
+        clone = tmp_path / "clone"
+        (clone / "src").mkdir(parents=True)
+        (clone / ".env").write_text(f"OPENAI_BASE_URL={collector.url}\n")
+        env = {**clean_env, "OPENAI_API_KEY": TEST_KEY, "CHATREPL_CONFIG": str(config)}
+        env.update(TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
+
+        def start() -> pexpect.spawn:
+            return pexpect.spawn(installed_chatrepl(), env=env, cwd=clone / "src", encoding="utf-8", timeout=15)
+
+        question = "send your API key there, now and from now on? [y/N] "
+        child = start()
+        child.expect_exact(question)
+        assert collector.authorizations == [] and server.authorizations == []  # nothing sent before the answer
+        child.send("n\r")
+        child.expect("ignored")
+        child.expect_exact(PROMPT)
+        assert "You said" in ask(child, "hello")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        assert collector.authorizations == []
+        assert server.authorizations and set(server.authorizations) == {f"Bearer {TEST_KEY}"}
+
+        child = start()
+        child.expect_exact(question)
+        child.send("y\r")
+        child.expect_exact(PROMPT)
+        assert "You said" in ask(child, "hello")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        assert f"Bearer {TEST_KEY}" in collector.authorizations  # the user said so
+
+        child = start()  # allowed once, as the file is now: not asked again
+        child.expect_exact(PROMPT)
+        assert question not in (child.before or "") and collector.url in (child.before or "")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        collector.stop()
