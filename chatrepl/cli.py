@@ -194,6 +194,7 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     except config.ConfigError as err:
         report("error", str(err))
         return 2
+    config.keep_secrets(settings)
     for warning in settings.warnings:
         report("warning", warning)
     if args.print_config:

@@ -413,6 +413,19 @@ def allow_dotenv(environ: Mapping[str, str], dotenv_file: Path) -> None:
         os.close(handle)
 
 
+def keep_secrets(settings: Settings) -> None:
+    """Mask the API key and a password in the base URL in everything chatrepl shows from now on."""
+    from urllib.parse import urlsplit
+
+    from chatrepl.sanitize import keep_secret
+
+    if settings.api_key:
+        keep_secret(settings.api_key, mask_key(settings.api_key))
+    password = urlsplit(settings.base_url).password if settings.base_url else None
+    if password:
+        keep_secret(f":{password}@", ":***@")  # with its delimiters: a short password masks nothing else
+
+
 def mask_key(key: str) -> str:
     """A key as it may be shown: sk-...abcd."""
     return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
@@ -441,6 +454,8 @@ def _toml(value: Any) -> str:
     that could steer a terminal escaped as well, so the line stays valid TOML and safe to show."""
     import json
 
+    from chatrepl.sanitize import escape_controls
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -449,13 +464,7 @@ def _toml(value: Any) -> str:
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{_toml(key)} = {_toml(item)}" for key, item in value.items()) + " }"
-    return json.dumps(str(value), ensure_ascii=False).translate(_TOML_ESCAPES)
-
-
-# C0 controls are escaped by json.dumps; these are what it leaves: DEL, C1 controls, bidirectional overrides.
-_TOML_ESCAPES = {
-    code: f"\\u{code:04X}" for code in [0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-}
+    return escape_controls(json.dumps(str(value), ensure_ascii=False))
 
 
 def missing_key_message(path: Path) -> str:

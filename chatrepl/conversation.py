@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from chatrepl.sanitize import escape_controls, strip_controls
+
 COMPLETE = "complete"
 INTERRUPTED = "interrupted"  # the user stopped the reply
 INCOMPLETE = "incomplete"  # the stream broke off before the server finished
@@ -77,7 +79,8 @@ class Conversation:
 
 def to_json(conversation: Conversation) -> str:
     turns = [{"role": turn.role, "content": turn.content, "status": turn.status} for turn in conversation.turns]
-    return json.dumps({"system": conversation.system_prompt, "messages": turns}, ensure_ascii=False, indent=2) + "\n"
+    exported = json.dumps({"system": conversation.system_prompt, "messages": turns}, ensure_ascii=False, indent=2)
+    return escape_controls(exported) + "\n"
 
 
 def from_json(text: str) -> Conversation:
@@ -107,11 +110,12 @@ def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
 
 
 def to_markdown(conversation: Conversation) -> str:
+    """The conversation as markdown, with no character that could steer a terminal `cat`-ing it."""
     parts = [f"**System:** {conversation.system_prompt}"] if conversation.system_prompt else []
     for turn in conversation.turns:
         note = f" _({turn.status})_" if turn.status != COMPLETE else ""
         parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{turn.content}")
-    return "\n\n---\n\n".join(parts) + "\n"
+    return strip_controls("\n\n---\n\n".join(parts) + "\n")
 
 
 def estimate_text_tokens(text: str) -> int:

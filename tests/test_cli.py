@@ -274,3 +274,20 @@ def test_print_config_escapes_what_could_steer_the_terminal(cli_env: dict[str, s
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", result.stdout)
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("system = ")]
     assert tomllib.loads(line.split("  # ")[0])["system"] == hostile  # still TOML for the same value
+
+
+def test_the_key_is_masked_even_in_debug_tracebacks(server: FakeOpenAI, cli_env: dict[str, str]) -> None:
+    server.enqueue(Script(status=500, error_message=f"upstream said: bad key {TEST_KEY}"))
+    result = chatrepl({**cli_env, "CHATREPL_RETRIES": "0"}, "--debug", "hi", stdin="")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert TEST_KEY not in result.stderr + result.stdout and "sk-...cdef" in result.stderr
+
+
+def test_a_password_in_the_base_url_is_never_shown(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "OPENAI_BASE_URL": "http://me:hunter2hunter2@127.0.0.1:9/v1"}
+    shown = chatrepl(env, "--print-config", stdin="")
+    failed = chatrepl(env, "--debug", "hi", stdin="")
+    for result in (shown, failed):
+        assert "hunter2" not in result.stdout + result.stderr
+    assert 'base_url = "http://me:***@127.0.0.1:9/v1"' in shown.stdout
+    assert "cannot reach http://me:***@127.0.0.1:9/v1" in failed.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -436,3 +437,17 @@ def test_continue_keeps_the_conversations_settings_unless_flags_say_otherwise(
     assert second["messages"][0] == {"role": "system", "content": "You are a pirate."}
     assert (third["model"], third["temperature"]) == ("other-model", 0.9)
     assert third["messages"][0] == {"role": "system", "content": "You are a pirate."}
+
+
+def test_a_markdown_export_replays_no_escape_sequence_and_the_json_keeps_the_text(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    hostile = "\x1b]0;owned\x07 \x1b[2J \x9b31m \u202eevil\x7f\r"
+    server.enqueue(Script(text=f"tab\there {hostile} end"))
+    md, js = tmp_path / "chat.md", tmp_path / "chat.json"
+    run_repl(settings, f"hi\r/save {md}\r/save {js}\r")
+    exported = md.read_text()
+    assert "tab\there ]0;owned [2J 31m evil end" in exported
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", exported)
+    assert json.loads(js.read_text())["messages"][1]["content"] == f"tab\there {hostile} end"
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", js.read_text())
