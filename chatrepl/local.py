@@ -128,8 +128,10 @@ class LocalServer:
         ]  # fmt: skip
         try:
             # The pipe's write end stays with chatrepl alone: its end is the server's signal to go.
+            # The server gets no key of the user's: it has no use for one, and it could end up in its log.
+            environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENAI_")}
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True
+                command, stdin=subprocess.PIPE, stdout=log, stderr=log, env=environment, start_new_session=True
             )
         finally:
             os.close(log)

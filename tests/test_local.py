@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import installed_chatrepl
+from conftest import TEST_KEY, installed_chatrepl
 
 from chatrepl import local
 
@@ -63,9 +63,11 @@ def test_bundled_model_is_found_in_the_distribution() -> None:
 
 
 def test_a_conversation_with_the_local_model_and_nothing_left_behind(clean_env: dict[str, str]) -> None:
-    child = start_session(clean_env)
+    child = start_session({**clean_env, "OPENAI_API_KEY": TEST_KEY})
     servers = children(child.pid)
     assert len(servers) == 1 and alive(servers[0])
+    server_environment = Path(f"/proc/{servers[0]}/environ").read_bytes()
+    assert TEST_KEY.encode() not in server_environment and b"OPENAI_API_KEY" not in server_environment
     for question in ("What is the capital of France?", "Name a colour."):
         child.send(question + "\r")
         child.expect_exact(PROMPT)
@@ -80,6 +82,8 @@ def test_a_conversation_with_the_local_model_and_nothing_left_behind(clean_env: 
     child.close()
     assert child.exitstatus == 0
     assert wait_gone(servers[0], 5)
+    log = Path(clean_env["HOME"]) / ".local" / "state" / "chatrepl" / "llama-server.log"
+    assert log.stat().st_size > 0 and TEST_KEY.encode() not in log.read_bytes()
 
 
 def test_the_local_server_dies_with_a_killed_chatrepl(clean_env: dict[str, str]) -> None:

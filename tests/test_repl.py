@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import threading
 import time
 from pathlib import Path
 
+import hypothesis
 import pytest
 from conftest import drive, make_repl, run_repl
+from hypothesis import strategies as st
 from openai_server import FakeOpenAI, Script
 from prompt_toolkit.input import create_pipe_input
 from rich.console import Console
@@ -508,3 +511,31 @@ def test_a_one_megabyte_paste_and_bytes_that_are_not_utf8(server: FakeOpenAI, se
     first, second = (request["messages"][-1]["content"] for request in server.requests)
     assert first == big.rstrip("\n") or first == big
     assert second.startswith("caf") and second.endswith(" ok")
+
+
+STEERING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+LIVE_AREA_REDRAW = re.compile(r"\r\x1b\[2K(\x1b\[1A\x1b\[2K)+")
+hostile_text = st.text(alphabet="\x1b\x07\x9b\x90\r\x08\u202e\x7f[]2J0;b ", min_size=1, max_size=30) | st.text(
+    min_size=1, max_size=30
+)
+
+
+@hypothesis.settings(
+    max_examples=25, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(hostile=hostile_text)
+def test_no_outside_text_reaches_the_terminal_as_a_control(
+    server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory, hostile: str
+) -> None:
+    """Reply, refusal, error body, saved title, model name and system prompt, on a terminal without colours:
+    the only control sequences written are the live area's own."""
+    from chatrepl.store import Store
+
+    store = Store(tmp_path_factory.mktemp("db") / "chatrepl.db")
+    store.new_conversation(hostile, "s", hostile)  # a saved title and model name
+    server.enqueue(Script(text=f"{hostile} reply", refusal=hostile), Script(status=400, error_message=hostile))
+    settings = Settings(api_key="sk-property", base_url=server.url, model=hostile, system=hostile, timeout=5, retries=0)
+    console = Console(file=io.StringIO(), width=60, height=20, force_terminal=True, color_system=None)
+    _, output, _ = run_repl(settings, "one\rtwo\r/sessions\r/system\r/model\r", store=store, console=console)
+    assert "sk-property" not in output
+    assert not STEERING.search(LIVE_AREA_REDRAW.sub("", output)), repr(output)

@@ -451,3 +451,13 @@ def test_a_markdown_export_replays_no_escape_sequence_and_the_json_keeps_the_tex
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", exported)
     assert json.loads(js.read_text())["messages"][1]["content"] == f"tab\there {hostile} end"
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", js.read_text())
+
+
+def test_the_key_reaches_no_file_chatrepl_writes(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
+    server.enqueue(Script(status=401, error_message=f"Incorrect API key provided: {TEST_KEY}"), Script(text="ok"))
+    md, js = tmp_path / "chat.md", tmp_path / "chat.json"
+    run_repl(settings, f"hello\r\rnext\r/save {md}\r/save {js}\r", store=Store(tmp_path / "chatrepl.db"))
+    written = [md, js, tmp_path / "state" / "chatrepl" / "history", *tmp_path.glob("chatrepl.db*")]
+    assert all(path.stat().st_size for path in written)
+    for path in written:
+        assert TEST_KEY.encode() not in path.read_bytes(), path
