@@ -20,7 +20,7 @@ def test_ruff(command: list[str]) -> None:
 
 def test_only_the_output_modules_write_to_the_terminal() -> None:
     """Everything shown goes through output.py (or render.py, which it drives): both sanitize."""
-    writers = re.compile(r"\bprint\(|\.write\(|\bConsole\(|sys\.(stdout|stderr)\.write")
+    writers = re.compile(r"\bprint\(|\bConsole\(|\.file\.write\(|sys\.(stdout|stderr)\b(?!\.(isatty|fileno)\(\))")
     found = [
         f"{path.name}:{number}: {line.strip()}"
         for path in sorted((ROOT / "chatrepl").glob("*.py"))
