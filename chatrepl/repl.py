@@ -51,7 +51,10 @@ class _ArgumentCompleter(Completer):
             return
         word, space, argument = text.partition(" ")
         if word == "/file" and space and " " not in argument:
-            yield from self.paths.get_completions(Document(argument), complete_event)
+            for found in self.paths.get_completions(Document(argument), complete_event):
+                # File names are outside text too: prompt_toolkit shows C0 and C1 controls, not bidi overrides.
+                shown = sanitize(found.display_text)
+                yield Completion(found.text, found.start_position, display=shown, display_meta=found.display_meta)
             return
         session = self.repl.session
         candidates: dict[str, str]  # completion -> description

@@ -490,6 +490,9 @@ def test_completion_of_paths_and_saved_sessions(server: FakeOpenAI, settings: Se
     event = CompleteEvent(completion_requested=True)
     paths = [c.text for c in completer.get_completions(Document(f"/file {tmp_path}/rep"), event)]
     assert paths == ["ort.txt"]
+    (tmp_path / "evil\u202etxt.exe").write_text("x")  # a name that shows reversed
+    (shown,) = [c.display_text for c in completer.get_completions(Document(f"/file {tmp_path}/evil"), event)]
+    assert shown == "evil<U+202E>txt.exe"
     sessions = list(completer.get_completions(Document("/resume "), event))
     assert [(c.text, c.display_meta_text) for c in sessions] == [("1", "about cats")]
     commands_ = {c.text: c.display_meta_text for c in completer.get_completions(Document("/re"), event)}
