@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -20,9 +19,9 @@ from pathlib import Path
 import pexpect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai_server import FakeOpenAI, Script
-
-PROMPT = "\x1b[?2004h"  # prompt_toolkit enables bracketed paste when a prompt is ready
+from startup_latency import PROMPT, ms
 
 
 def one_run(server: FakeOpenAI, home: str) -> tuple[float, float]:
@@ -59,10 +58,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         results = [one_run(server, home) for _ in range(runs)]
     server.stop()
-
-    def ms(values: list[float]) -> str:
-        return f"{statistics.median(values) * 1000:.0f} ms ({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
-
     print(f"| Ctrl-C mid-reply (median of {runs}, pseudo-terminal, loopback server) | median (min–max) | target |")
     print("|---|---|---|")
     print(f"| to the server seeing the connection closed | {ms([hang for hang, _ in results])} | < 100 ms |")

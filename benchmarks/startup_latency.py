@@ -103,6 +103,11 @@ def one_run(server: Server, home: str, think: float) -> tuple[float, float]:
     return ready - started, (shown - entered) - (first_sent - received)
 
 
+def ms(values: list[float]) -> str:
+    """Seconds as a median in milliseconds, with the fastest and slowest run beside it."""
+    return f"{statistics.median(values) * 1000:.0f} ms ({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
@@ -113,10 +118,6 @@ def main() -> None:
         typed = [one_run(server, home, 1.0) for _ in range(runs)]
         hurried = [one_run(server, home, 0.0) for _ in range(runs)]
     server.stop()
-
-    def ms(values: list[float]) -> str:
-        return f"{statistics.median(values) * 1000:.0f} ms ({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
-
     print(f"| measure (median of {runs}, pseudo-terminal, loopback server) | median (min–max) | target |")
     print("|---|---|---|")
     print(f"| start to usable prompt | {ms([t for t, _ in typed + hurried])} | < 500 ms |")
