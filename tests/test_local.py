@@ -141,3 +141,23 @@ def test_a_bad_examples_file_is_reported_at_once_and_the_loading_model_stopped(c
     while writers_of(log) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert writers_of(log) == []
+
+
+def test_a_model_file_name_is_shown_as_it_is_not_as_markup_or_controls(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    bundled = local.bundled_model()
+    assert bundled is not None
+    hostile = tmp_path / "[bold red]loud[dim] \x1b]0;owned\x07.gguf"
+    shutil.copy(bundled, hostile)
+    env = {**clean_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(installed_chatrepl(), ["--local", str(hostile)], env=env, encoding="utf-8", timeout=180)
+    child.expect_exact(PROMPT)
+    shown = child.before or ""
+    assert "starting the local model [bold red]loud[dim] ^[]0;owned^G" in ANSI.sub("", shown)  # the spinner
+    assert "[bold red]loud[dim] ^[]0;owned^G at http://127.0.0.1:" in ANSI.sub("", shown)  # the banner
+    assert "\x1b]0;owned" not in shown
+    child.sendeof()
+    child.expect(pexpect.EOF)
