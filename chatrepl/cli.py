@@ -358,7 +358,11 @@ def _closing(session: ChatSession, notices: Output, converse: Callable[[], int])
     try:
         return converse()
     finally:
-        for problem in session.close():
+        terminal = notices.terminal
+        with terminal.busy():  # a Ctrl-C stops the wait, and what it leaves unsaved is said
+            problems = session.close(give_up=lambda: terminal.interrupt_requested)
+        terminal.interrupt_requested = False
+        for problem in problems:
             notices.warning(problem)
 
 

@@ -49,13 +49,14 @@ class Writer:
                 self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
                 self._thread.start()
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every change so far is written (at most `timeout` seconds); False if some are not."""
+    def flush(self, timeout: float, give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until every change so far is written (at most `timeout` seconds, or until `give_up`);
+        False if some are not."""
         deadline = time.monotonic() + timeout
         with self._ready:
             while self._changes or self._busy:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or give_up():
                     return False
                 self._ready.wait(min(left, 0.05))
         return True

@@ -253,14 +253,15 @@ class ChatSession:
         """What the journal has to say: that saving fails, or works again."""
         return self.writer.reports() if self.writer is not None else []
 
-    def close(self, timeout: float = CLOSE_PATIENCE) -> list[str]:
-        """Wait for what is still being saved; what the journal has to say, and what could not be saved."""
+    def close(self, timeout: float = CLOSE_PATIENCE, give_up: Callable[[], bool] = lambda: False) -> list[str]:
+        """Wait for what is still being saved (until `give_up`); what the journal has to say, and what
+        could not be saved."""
         if self.writer is None:
             return []
-        done = self.writer.flush(timeout)
+        done = self.writer.flush(timeout, give_up)
         reports = self.writer.reports()
         if not done:
-            reports.append(f"not saved: {self.writer.unsaved()} change(s) could not be written in {timeout:g} s")
+            reports.append(f"not saved: {self.writer.unsaved()} change(s) could not be written")
         return reports
 
 

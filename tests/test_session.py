@@ -152,3 +152,18 @@ def test_ctrl_c_in_the_last_moments_of_a_turn_keeps_the_reply_and_the_session(
         ("The whole answer.", "complete"),
         ("Still here.", "complete"),
     ]
+
+
+def test_the_wait_for_the_journal_at_the_end_can_be_given_up_and_says_what_is_lost(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "chatrepl.db"
+    Store(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock for good
+    session = make_session(settings, Store(path, busy_timeout=0.1))
+    session.journal.begin("question", "m", "s", {}, {})
+    session.journal.finish("answer", "complete")
+    problems = session.close(timeout=60, give_up=lambda: True)  # as a Ctrl-C does
+    assert problems[-1] == "not saved: 2 change(s) could not be written"
+    blocker.execute("ROLLBACK")
