@@ -23,7 +23,8 @@ from prompt_toolkit.key_binding import KeyBindings
 
 from chatrepl import __version__, commands
 from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
-from chatrepl.output import PROMPT, Output, money_text
+from chatrepl.models import money_text
+from chatrepl.output import PROMPT, Output
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Interrupted
 from chatrepl.turn import uses_completions
