@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--multiline", action="store_true", default=None, help="Enter adds a line and Alt-Enter sends (/multiline)"
     )
     parser.add_argument(
+        "--thinking",
+        type=_flag_type(config.thinking),
+        metavar="MODE",
+        help="a thinking model's reasoning: collapse (default: live, then one line), show (kept above the answer;"
+        " to standard error when answering once), hide",
+    )
+    parser.add_argument(
         "-c",
         "--continue",
         dest="resume_last",
@@ -341,7 +348,9 @@ def _hold(
     """Answer once or hold a conversation, and wait for the last of it to be saved."""
     from chatrepl.output import Output
 
-    notices = Output(terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question))
+    notices = Output(
+        terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question), thinking=settings.thinking
+    )
     if question:
         from chatrepl.session import ChatSession
 
@@ -377,7 +386,8 @@ def _once(session: ChatSession, notices: Output, question: str, wanted: int | No
     if wanted is not None:
         session.resume(wanted)
     json = session.params.json and not uses_completions(session.params, session.rules)
-    sink = ReplySink(notices, Output(terminal=terminal, plain=plain).reply(json))
+    shown = notices.thinking if notices.thinking == "show" else None  # standard output carries the answer alone
+    sink = ReplySink(notices, Output(terminal=terminal, plain=plain).reply(json), shown)
     with terminal.busy():
         outcome = session.ask(question, sink, terminal)
         with contextlib.suppress(Interrupted):  # the answer is kept; only its notes are cut short

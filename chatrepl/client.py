@@ -40,6 +40,13 @@ class RefusalDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """Text of the model's thinking, shown apart from the answer and never sent back."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class OtherChoice:
     """Text of a further reply (n > 1 in completion mode), numbered from 1."""
 
@@ -61,7 +68,7 @@ class Finished:
     reason: str
 
 
-Event = TextDelta | RefusalDelta | OtherChoice | Usage | Finished
+Event = TextDelta | ReasoningDelta | RefusalDelta | OtherChoice | Usage | Finished
 
 
 class ChatError(Exception):
@@ -86,6 +93,72 @@ def _field(item: Any, name: str, kind: type) -> Any:
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
+_OPEN, _CLOSE = "<think>", "</think>"
+
+
+def _held_back(text: str, tag: str) -> int:
+    """How many characters at the end of `text` could be the start of `tag`."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class ThinkSplitter:
+    """Takes a `<think>…</think>` block at the start of the answer text (Qwen3, QwQ, R1-style
+    models behind servers that do not split it) as reasoning, however the tags are split
+    across chunks; a block never closed (the token limit came first) is reasoning to the end."""
+
+    def __init__(self) -> None:
+        self._state = "start"  # start, thinking, after (the blank lines after the block), answer
+        self._pending = ""
+
+    def feed(self, text: str) -> Iterator[Event]:
+        if self._state == "answer":
+            yield TextDelta(text)
+            return
+        self._pending += text
+        while self._pending:
+            if self._state == "start":
+                stripped = self._pending.lstrip()
+                if len(stripped) < len(_OPEN) and _OPEN.startswith(stripped):
+                    return  # it may still become the tag
+                if stripped.startswith(_OPEN):
+                    self._state, self._pending = "thinking", stripped[len(_OPEN) :]
+                else:
+                    self._state = "answer"
+            elif self._state == "thinking":
+                end = self._pending.find(_CLOSE)
+                if end < 0:
+                    keep = _held_back(self._pending, _CLOSE)
+                    thought, self._pending = (
+                        self._pending[: len(self._pending) - keep],
+                        self._pending[len(self._pending) - keep :],
+                    )
+                    if thought:
+                        yield ReasoningDelta(thought)
+                    return
+                if end:
+                    yield ReasoningDelta(self._pending[:end])
+                self._state, self._pending = "after", self._pending[end + len(_CLOSE) :]
+            elif self._state == "after":
+                self._pending = self._pending.lstrip("\r\n")
+                if self._pending:
+                    self._state = "answer"
+            else:
+                text, self._pending = self._pending, ""
+                yield TextDelta(text)
+
+    def end(self) -> Iterator[Event]:
+        """What is held back at the end: the rest of an unclosed block, or text that only looked like a tag."""
+        pending, self._pending = self._pending, ""
+        if pending and self._state == "thinking":
+            yield ReasoningDelta(pending)
+        elif pending and self._state == "start":
+            yield TextDelta(pending)
+        self._state = "answer"
+
+
 def _chunk_events(chunk: Any) -> Iterator[Event]:
     """The events in one streamed chunk (chat or legacy completion); fields of the wrong type are ignored."""
     usage = getattr(chunk, "usage", None)
@@ -99,6 +172,10 @@ def _chunk_events(chunk: Any) -> Iterator[Event]:
     for choice in _field(chunk, "choices", list) or []:
         index = _field(choice, "index", int) or 0
         delta = getattr(choice, "delta", None)
+        # DeepSeek and llama.cpp's server send reasoning_content; OpenRouter and newer vLLM, reasoning.
+        reasoning = _field(delta, "reasoning_content", str) or _field(delta, "reasoning", str)
+        if reasoning and index == 0:
+            yield ReasoningDelta(reasoning)
         text = _field(delta, "content", str) if delta is not None else _field(choice, "text", str)
         if text:
             yield TextDelta(text) if index == 0 else OtherChoice(index, text)
@@ -210,9 +287,15 @@ class ChatClient:
             raise self._error(err, request.model) from err
         opened(stream.response)
         finished = False
+        splitter = ThinkSplitter()
         try:
             for chunk in stream:
                 for event in _chunk_events(chunk):
+                    if isinstance(event, TextDelta):
+                        yield from splitter.feed(event.text)
+                        continue
+                    if isinstance(event, Finished):
+                        yield from splitter.end()
                     finished = finished or isinstance(event, Finished)
                     yield event
         except openai.OpenAIError as err:

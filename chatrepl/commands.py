@@ -400,6 +400,25 @@ def _copy(context: Context, words: list[str]) -> Outcome:
     return CONTINUE
 
 
+def _think(context: Context, words: list[str]) -> Outcome:
+    replies = [turn for turn in context.session.conversation.turns if turn.role == "assistant"]
+    if not replies or not replies[-1].reasoning:
+        context.output.error("the last reply has no thinking to show")
+        return CONTINUE
+    context.output.reasoning(replies[-1].reasoning)
+    return CONTINUE
+
+
+def _thinking(context: Context, words: list[str]) -> Outcome:
+    if words:
+        ok, value = _parsed(context, "thinking", _one(words))
+        if not ok:
+            return CONTINUE
+        context.output.thinking = value or "collapse"
+    context.output.note(f"thinking: {context.output.thinking}")
+    return CONTINUE
+
+
 def _clear(context: Context, words: list[str]) -> Outcome:
     context.output.clear()
     return CONTINUE
@@ -524,6 +543,23 @@ COMMANDS = (
         _edit,
         parse=text_argument,
         details="Saving and quitting the editor puts the text in the input line, ready to send.",
+    ),
+    Command(
+        "think",
+        (),
+        "",
+        "show the last reply's thinking (a thinking model's reasoning)",
+        _think,
+        details="The reasoning is saved with the reply and never sent back to the model.",
+    ),
+    Command(
+        "thinking",
+        (),
+        "collapse|show|hide",
+        "how a thinking model's reasoning is shown; alone: show the mode",
+        _thinking,
+        details="collapse: live while the model thinks, then one line (/think shows it all).\n"
+        "show: kept above the answer. hide: only a header while it thinks.",
     ),
     Command("multiline", (), "[on|off]", "Enter adds a line and Alt-Enter sends, or back", _multiline),
     Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),

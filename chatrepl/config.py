@@ -97,6 +97,16 @@ def mode(value: Any) -> str:
     return word
 
 
+THINKING_MODES = ("collapse", "show", "hide")
+
+
+def thinking(value: Any) -> str:
+    word = text(value).strip().lower()
+    if word not in THINKING_MODES:
+        raise ValueError(f"thinking is {', '.join(THINKING_MODES[:-1])} or {THINKING_MODES[-1]}, not {value!r}")
+    return word
+
+
 def path(value: Any) -> str | None:
     name = text(value).strip()
     return str(Path(name).expanduser()) if name else None
@@ -187,6 +197,7 @@ OPTIONS = (
     Option("toolbar", "CHATREPL_TOOLBAR", boolean, "show the bottom toolbar"),
     Option("markdown", "CHATREPL_MARKDOWN", boolean, "render replies as markdown; false for plain text, no colour"),
     Option("multiline", "CHATREPL_MULTILINE", boolean, "Enter adds a line and Alt-Enter sends"),
+    Option("thinking", "CHATREPL_THINKING", thinking, "a thinking model's reasoning: collapse, show or hide"),
     Option("save", "CHATREPL_SAVE", boolean, "save conversations in the history database"),
     Option("db", "CHATREPL_DB", path, "the history database file"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
@@ -222,6 +233,7 @@ class Settings:
     toolbar: bool = True
     markdown: bool = True
     multiline: bool = False
+    thinking: str = "collapse"
     save: bool = True
     db: str | None = None
     local: str | None = None

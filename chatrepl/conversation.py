@@ -23,6 +23,7 @@ class Turn:
     role: str
     content: str
     status: str = COMPLETE
+    reasoning: str = ""  # a reply's thinking: shown on request, saved, never sent back
 
 
 @dataclass
@@ -34,8 +35,8 @@ class Conversation:
     def add_user(self, content: str) -> None:
         self.turns.append(Turn("user", content))
 
-    def add_assistant(self, content: str, status: str = COMPLETE) -> None:
-        self.turns.append(Turn("assistant", content, status))
+    def add_assistant(self, content: str, status: str = COMPLETE, reasoning: str = "") -> None:
+        self.turns.append(Turn("assistant", content, status, reasoning))
 
     def drop_unanswered(self) -> None:
         """Remove a trailing user turn whose request failed, so no orphan is left."""
@@ -78,7 +79,11 @@ class Conversation:
 
 
 def to_json(conversation: Conversation) -> str:
-    turns = [{"role": turn.role, "content": turn.content, "status": turn.status} for turn in conversation.turns]
+    turns = [
+        {"role": turn.role, "content": turn.content, "status": turn.status}
+        | ({"reasoning": turn.reasoning} if turn.reasoning else {})
+        for turn in conversation.turns
+    ]
     exported = json.dumps({"system": conversation.system_prompt, "messages": turns}, ensure_ascii=False, indent=2)
     return escape_controls(exported) + "\n"
 
@@ -105,7 +110,10 @@ def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
         if not isinstance(message.get("content"), str):
             raise ValueError(f"{label} {number} needs text content")
         status = message.get("status", COMPLETE)
-        turns.append(Turn(message["role"], message["content"], status if status in _CUT_NOTES else COMPLETE))
+        reasoning = message.get("reasoning", "")
+        if not isinstance(reasoning, str):
+            raise ValueError(f"{label} {number} needs text reasoning")
+        turns.append(Turn(message["role"], message["content"], status if status in _CUT_NOTES else COMPLETE, reasoning))
     return turns
 
 
@@ -114,7 +122,10 @@ def to_markdown(conversation: Conversation) -> str:
     parts = [f"**System:** {conversation.system_prompt}"] if conversation.system_prompt else []
     for turn in conversation.turns:
         note = f" _({turn.status})_" if turn.status != COMPLETE else ""
-        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{turn.content}")
+        thought = (
+            f"<details><summary>thinking</summary>\n\n{turn.reasoning}\n\n</details>\n\n" if turn.reasoning else ""
+        )
+        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{thought}{turn.content}")
     return strip_controls("\n\n---\n\n".join(parts) + "\n")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chatrepl.store import Store, StoreError, TurnStart
+from chatrepl.store import REASONING, TEXT, Store, StoreError, TurnStart
 
 SAVE_INTERVAL = 0.25  # seconds between saves of a reply that is still streaming
 RETRY_INTERVAL = 2.0  # seconds before a failed change is tried again, if no other comes first
@@ -123,7 +123,7 @@ class Journal:
         self.writer = writer
         self.conversation_id = conversation_id  # set by the writer's thread once the conversation is saved
         self._turn = _Ids()
-        self._unsaved: list[str] = []  # reply text not yet saved
+        self._unsaved: dict[str, list[str]] = {}  # reply text, and reasoning, not yet saved
         self._saved_at = 0.0
 
     def _submit(self, change: Change) -> None:
@@ -140,7 +140,7 @@ class Journal:
     ) -> None:
         """Save the user's message (None: it is saved already, as the last one) and a reply to come."""
         turn = self._turn = _Ids()
-        self._unsaved, self._saved_at = [], time.monotonic()
+        self._unsaved, self._saved_at = {}, time.monotonic()
 
         def save(store: Store) -> None:
             start = TurnStart(
@@ -150,22 +150,24 @@ class Journal:
 
         self._submit(save)
 
-    def partial(self, delta: str) -> None:
-        self._unsaved.append(delta)
+    def partial(self, delta: str, reasoning: bool = False) -> None:
+        """More of the reply streaming (or of its reasoning), saved every SAVE_INTERVAL."""
+        self._unsaved.setdefault(REASONING if reasoning else TEXT, []).append(delta)
         if time.monotonic() - self._saved_at >= SAVE_INTERVAL:
             self._save_unsaved()
 
     def _save_unsaved(self) -> None:
-        text, turn = "".join(self._unsaved), self._turn
-        self._unsaved, self._saved_at = [], time.monotonic()
-        if text:
-            self._submit(lambda store: store.append_reply(_known(turn.reply), text))
+        unsaved, turn = self._unsaved, self._turn
+        self._unsaved, self._saved_at = {}, time.monotonic()
+        for kind, pieces in unsaved.items():
+            text = "".join(pieces)
+            self._submit(lambda store, kind=kind, text=text: store.append_reply(_known(turn.reply), text, kind))
 
     def finish(self, content: str | None, status: str, retry: bool = False, **figures: Any) -> None:
         """Record the reply; content None means the request failed: the turn is taken back
         (with `retry`, only the reply: the message stays, as it does in the conversation)."""
         turn = self._turn
-        self._unsaved = []
+        self._unsaved = {}
 
         def save(store: Store) -> None:
             if content is not None:

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import math
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn
+from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn, estimate_text_tokens
 from chatrepl.models import money_text
-from chatrepl.render import JsonRenderer, MarkdownRenderer, PlainRenderer, json_problem
+from chatrepl.render import FPS, JsonRenderer, LiveArea, MarkdownRenderer, PlainRenderer, json_problem, markdown
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Terminal
 
@@ -96,11 +97,13 @@ class Output:
         plain: bool = False,
         debug: bool = False,
         stderr: bool = False,
+        thinking: str = "collapse",
     ) -> None:
         self._console = console or Console(stderr=stderr, color_system=None if plain else "auto")
         self.terminal = terminal or Terminal()
         self.plain = plain
         self.debug = debug
+        self.thinking = thinking
 
     @property
     def is_terminal(self) -> bool:
@@ -163,8 +166,13 @@ class Output:
                 self.whole_reply(turn.content, turn.status)
 
     def reply_sink(self, json: bool = False) -> ReplySink:
-        """Where a turn's reply goes: a renderer, with notes and the wait before a retry."""
-        return ReplySink(self, self.reply(json))
+        """Where a turn's reply goes: a renderer, the thinking as `thinking` says, notes and waits."""
+        return ReplySink(self, self.reply(json), self.thinking)
+
+    def reasoning(self, text: str) -> None:
+        """A reply's whole reasoning, dim, as markdown."""
+        self.terminal.checkpoint()
+        self._console.print(markdown(sanitize(text), style="dim"), crop=False)
 
     def outcome(self, outcome: TurnOutcome, json: bool) -> None:
         """What a turn came to, after its reply: errors, notes and the other choices."""
@@ -175,13 +183,18 @@ class Output:
             self.error(outcome.error.message + kept, outcome.error.hint, outcome.error)
         elif outcome.interrupted:
             self.note("interrupted (the partial reply is kept)" if outcome.text else "interrupted")
+        elif outcome.finish_reason == "length" and outcome.reasoning and not outcome.text:
+            self.warning(
+                "the model spent its whole token budget thinking and never answered:"
+                " raise it (/set max_tokens, --max-tokens), or ask for less thinking"
+            )
         elif outcome.status == COMPLETE and not outcome.content:
             self.note("(the model sent an empty reply)")
         elif json and outcome.status == COMPLETE and outcome.text:
             problem = json_problem(outcome.text)
             if problem:
                 self.warning(f"the reply is not valid JSON: {problem}")
-        if outcome.finish_reason in _FINISH_NOTES:
+        if outcome.finish_reason in _FINISH_NOTES and (outcome.text or not outcome.reasoning):
             self.note(_FINISH_NOTES[outcome.finish_reason])
         total = len(outcome.other_choices) + 1
         for index, text in outcome.other_choices.items():
@@ -191,7 +204,9 @@ class Output:
     def status(self, outcome: TurnOutcome, session_cost: float | None, context_used: float | None) -> None:
         """The turn's tokens, cost and share of the context window, when there are figures."""
         if outcome.usage is not None:
-            self.note(status_line(outcome.usage, outcome.cost, session_cost, context_used))
+            line = status_line(outcome.usage, outcome.cost, session_cost, context_used)
+            thought = f" · thought {outcome.thinking_seconds:.1f} s" if outcome.thinking_seconds is not None else ""
+            self.note(line + thought)
 
     def countdown(self, message: str, seconds: float) -> None:
         """Wait `seconds`, counting down on one line; a Ctrl-C stops the wait (Interrupted)."""
@@ -225,29 +240,102 @@ class Output:
         self._console.clear()
 
 
-class ReplySink:
-    """A turn's reply on the terminal: the renderer, the turn's notes and its waits."""
+class _Thinking:
+    """A thinking model's reasoning as it streams, on the notices' console.
 
-    def __init__(self, output: Output, renderer: Renderer) -> None:
+    collapse: a dim live area, a header with the seconds so far and the last lines, then
+    one line once the answer starts; show: the reasoning kept dim above the answer; hide:
+    the header alone.
+    """
+
+    LINES = 6  # of reasoning in the live area
+
+    def __init__(self, console: Console, mode: str) -> None:
+        self.console = console
+        self.mode = mode
+        self.started = time.monotonic()
+        self.parts: list[str] = []
+        self.live = LiveArea.on(console) if mode != "show" else None
+        self.drawn_at = 0.0
+
+    def feed(self, text: str) -> None:
+        self.parts.append(text)
+        if self.mode == "show":
+            self.console.print(Text(sanitize(text), style="dim"), end="", soft_wrap=True)
+            return
+        now = time.monotonic()
+        if self.live is not None and now - self.drawn_at >= 1 / FPS:
+            self.drawn_at = now
+            self.draw(now)
+
+    def draw(self, now: float) -> None:
+        assert self.live is not None
+        shown = Text(f"thinking… {now - self.started:.0f} s", style="dim italic")
+        if self.mode == "collapse":
+            tail = sanitize("".join(self.parts[-200:])).splitlines()[-self.LINES :]
+            shown.append("".join(f"\n  {line}" for line in tail), style="dim")
+        self.live.show(shown, max_rows=self.console.height - 2)
+
+    def pause(self) -> None:
+        if self.live is not None:
+            self.live.clear()
+        self.drawn_at = 0.0
+
+    def close(self) -> None:
+        """The thinking is over: take back the live area and leave one line in its place."""
+        self.pause()
+        seconds = time.monotonic() - self.started
+        tokens = estimate_text_tokens("".join(self.parts))
+        if self.mode == "show":
+            self.console.print()
+        hint = " · /think to show" if self.mode != "show" else ""
+        self.console.print(Text(f"thought for {seconds:.1f} s · ~{tokens:,} tokens{hint}", style="dim"))
+
+
+class ReplySink:
+    """A turn's reply on the terminal: the renderer, the model's thinking, the turn's notes and its waits.
+    With no `thinking` mode the reasoning is not shown at all (answering once, by default)."""
+
+    def __init__(self, output: Output, renderer: Renderer, thinking: str | None = None) -> None:
         self.output = output
         self.renderer = renderer
+        self.thinking = thinking
+        self._thought: _Thinking | None = None
+        self._thinking_over = False
 
     def sending(self, request: Request) -> None:
         pass  # nothing to show until the reply comes
 
+    def think(self, text: str) -> None:
+        if self.thinking is None or self._thinking_over:
+            return
+        if self._thought is None:
+            self.output.terminal.checkpoint()
+            self._thought = _Thinking(self.output._console, self.thinking)
+        self._thought.feed(text)
+
+    def _end_thinking(self) -> None:
+        if self._thought is not None and not self._thinking_over:
+            self._thinking_over = True
+            self._thought.close()
+
     def feed(self, text: str) -> None:
+        self._end_thinking()
         self.renderer.feed(text)
 
     def pause(self) -> None:
+        if self._thought is not None and not self._thinking_over:
+            self._thought.pause()
         self.renderer.pause()
 
     def finish(self) -> None:
+        self._end_thinking()
         self.renderer.finish()
 
     def note(self, message: str) -> None:
-        self.renderer.pause()
+        self.pause()
         self.output.note(message)
 
     def retrying(self, message: str, seconds: float) -> None:
-        self.renderer.pause()
+        self.pause()
         self.output.countdown(message, seconds)

@@ -126,9 +126,9 @@ def _reply_markdown_class() -> type[Markdown]:
     return ReplyMarkdown
 
 
-def markdown(text: str) -> Markdown:
+def markdown(text: str, style: str = "none") -> Markdown:
     """A reply's markdown renderable; links show their real target, never rich markup."""
-    return _reply_markdown_class()(text, code_theme=CODE_THEME, hyperlinks=False)
+    return _reply_markdown_class()(text, style=style, code_theme=CODE_THEME, hyperlinks=False)
 
 
 @functools.cache
@@ -172,12 +172,17 @@ def _top_level_blocks(parsed: list[Any]) -> list[tuple[int, bool, bool]]:
     return blocks
 
 
-class _LiveArea:
+class LiveArea:
     """The bottom rows of the screen, redrawn in place; nothing in it reaches scrollback."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self._widths: list[int] = []  # cell width of each line drawn
+
+    @classmethod
+    def on(cls, console: Console) -> LiveArea | None:
+        """A live area, where the console is a terminal that can redraw; None elsewhere."""
+        return cls(console) if console.is_terminal and not console.is_dumb_terminal else None
 
     def _rows(self) -> int:
         # Rows the drawn lines take now: a terminal narrowed since then re-wraps each line.
@@ -214,7 +219,7 @@ class MarkdownRenderer:
         self._pending = ""  # sanitized text not yet printed to scrollback
         self._printed = False
         self._gap_after_printed = False  # rich wants a blank line after the last block printed
-        self._live = _LiveArea(console) if console.is_terminal and not console.is_dumb_terminal else None
+        self._live = LiveArea.on(console)
         self._last_refresh = 0.0
         self._parse_at = 0  # length of _pending at which a line end is worth a parse anyway
 

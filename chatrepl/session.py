@@ -65,6 +65,10 @@ class _Saving:
         self.journal.partial(text)
         self.sink.feed(text)
 
+    def think(self, text: str) -> None:
+        self.journal.partial(text, reasoning=True)
+        self.sink.think(text)
+
     def pause(self) -> None:
         self.sink.pause()
 
@@ -155,7 +159,7 @@ class ChatSession:
         for key, value in saved.items():
             if key not in self.fixed:
                 self.params = self.params.replace(key, value)
-        turns = [Turn(message.role, message.content, message.status) for message in messages]
+        turns = [Turn(message.role, message.content, message.status, message.reasoning) for message in messages]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
         self.journal = Journal(self.writer, row.id)
         return row
@@ -218,13 +222,19 @@ class ChatSession:
             if user_text is not None:  # a retried message stays, answered or not, for another /retry
                 self.conversation.drop_unanswered()
         else:
-            self.conversation.add_assistant(content, outcome.status)
+            self.conversation.add_assistant(content, outcome.status, outcome.reasoning)
         if saving.begun:
             usage = outcome.usage
             tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
             retry = user_text is None
             journal.finish(
-                content, outcome.status, retry=retry, finish_reason=outcome.finish_reason, cost=outcome.cost, **tokens
+                content,
+                outcome.status,
+                retry=retry,
+                reasoning=outcome.reasoning,
+                finish_reason=outcome.finish_reason,
+                cost=outcome.cost,
+                **tokens,
             )
         if outcome.usage is not None:
             self.tally.add(outcome.usage, outcome.cost)

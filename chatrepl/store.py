@@ -63,7 +63,13 @@ MIGRATIONS = [
     );
     CREATE INDEX reply_pieces_by_message ON reply_pieces(message_id);
     """,
+    # A reply's reasoning (the model's thinking), whole once finished and in pieces while it streams.
+    """
+    ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
+    ALTER TABLE reply_pieces ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+    """,
 ]
+TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
 
 
 OPEN_PATIENCE = 10.0  # seconds to keep trying while another process holds the database
@@ -94,6 +100,7 @@ class MessageRow:
     role: str
     content: str
     status: str
+    reasoning: str = ""
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
@@ -304,14 +311,14 @@ class Store:
             )
         return conversation_id, user_id, reply_id
 
-    def append_reply(self, reply_id: int, text: str) -> None:
-        """Save more of a reply that is still streaming."""
+    def append_reply(self, reply_id: int, text: str, kind: str = TEXT) -> None:
+        """Save more of a reply that is still streaming (or, of kind REASONING, of its thinking)."""
         with self._write() as db:
-            db.execute("INSERT INTO reply_pieces (message_id, text) VALUES (?, ?)", (reply_id, text))
+            db.execute("INSERT INTO reply_pieces (message_id, text, kind) VALUES (?, ?, ?)", (reply_id, text, kind))
 
     def finish_reply(self, reply_id: int, content: str, status: str, **figures: Any) -> None:
-        """The whole reply, its status and its tokens_in, tokens_out, cost or finish_reason."""
-        allowed = {"tokens_in", "tokens_out", "cost", "finish_reason"}
+        """The whole reply, its status and its reasoning, tokens_in, tokens_out, cost or finish_reason."""
+        allowed = {"reasoning", "tokens_in", "tokens_out", "cost", "finish_reason"}
         if set(figures) - allowed:
             raise ValueError(f"cannot update {sorted(set(figures) - allowed)}")
         assignments = "".join(f", {name} = ?" for name in figures)
@@ -363,12 +370,14 @@ class Store:
         if not found:
             return None
         rows = self._db.execute(
-            "SELECT m.role, m.content || COALESCE((SELECT group_concat(p.text, '') FROM"
-            " (SELECT text FROM reply_pieces WHERE message_id = m.id ORDER BY rowid) p), ''), m.status"
+            f"SELECT m.role, m.content || {_PIECES.format(kind=TEXT)}, m.status,"
+            f" m.reasoning || {_PIECES.format(kind=REASONING)}"
             " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
             (conversation_id,),
         ).fetchall()
-        messages = [MessageRow(*row) for row in rows if row[1] or row[0] != "assistant" or row[2] == "complete"]
+        messages = [
+            MessageRow(*row) for row in rows if row[1] or row[3] or row[0] != "assistant" or row[2] == "complete"
+        ]
         return found[0], messages
 
     def last_conversation_id(self) -> int | None:
@@ -378,6 +387,13 @@ class Store:
             " ORDER BY updated DESC, id DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
+
+
+# What was saved of a reply still streaming when chatrepl was killed: its pieces, in order.
+_PIECES = (
+    "COALESCE((SELECT group_concat(p.text, '') FROM"
+    " (SELECT text FROM reply_pieces WHERE message_id = m.id AND kind = '{kind}' ORDER BY rowid) p), '')"
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatrepl.client import DONE, ChatClient, ChatError, Finished, OtherChoice, RefusalDelta, Request, TextDelta, Usage
+from chatrepl.client import (
+    DONE,
+    ChatClient,
+    ChatError,
+    Finished,
+    OtherChoice,
+    ReasoningDelta,
+    RefusalDelta,
+    Request,
+    TextDelta,
+    Usage,
+)
 from chatrepl.conversation import (
     COMPLETE,
     COMPLETION_USER,
@@ -129,6 +140,9 @@ class Sink(Protocol):
 
     def feed(self, text: str) -> None: ...
 
+    def think(self, text: str) -> None:
+        """More of the model's thinking, which comes before the answer."""
+
     def pause(self) -> None:
         """Take back what is drawn provisionally (before a suspend)."""
 
@@ -146,6 +160,8 @@ class TurnOutcome:
     request: Request | None = None  # the last request sent
     text: str = ""
     refusal: str = ""
+    reasoning: str = ""  # the model's thinking, kept apart from the answer
+    thinking_seconds: float | None = None  # from the first thought to the answer (or the end), if it thought
     usage: Usage | None = None
     cost: float | None = None  # US dollars, when the model's price is known
     finish_reason: str | None = None
@@ -165,6 +181,8 @@ class TurnOutcome:
 class _Reply:
     parts: list[str] = field(default_factory=list)
     refusal: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    thinking: tuple[float, float | None] | None = None  # when the thinking began, and when the answer did
     other_choices: dict[int, list[str]] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -247,8 +265,15 @@ def _stream(
                     return
                 last_event = now
                 if isinstance(event, TextDelta):
+                    if reply.thinking is not None and reply.thinking[1] is None:
+                        reply.thinking = (reply.thinking[0], now)
                     reply.parts.append(event.text)
                     sink.feed(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    if reply.thinking is None:
+                        reply.thinking = (now, None)
+                    reply.reasoning.append(event.text)
+                    sink.think(event.text)
                 elif isinstance(event, RefusalDelta):
                     reply.refusal.append(event.text)
                 elif isinstance(event, OtherChoice):
@@ -263,11 +288,18 @@ def _stream(
 
 def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:
     """Fill in the outcome from what arrived: text, status, usage (estimated if none came) and cost."""
-    outcome.text, outcome.refusal = "".join(reply.parts), "".join(reply.refusal)
+    outcome.text, outcome.refusal, outcome.reasoning = (
+        "".join(reply.parts),
+        "".join(reply.refusal),
+        "".join(reply.reasoning),
+    )
+    if reply.thinking is not None:
+        began, answered = reply.thinking
+        outcome.thinking_seconds = (answered or time.monotonic()) - began
     outcome.finish_reason = reply.finish_reason
     outcome.other_choices = {index: "".join(parts) for index, parts in sorted(reply.other_choices.items())}
     content = outcome.text or outcome.refusal
-    if outcome.status != COMPLETE and not content:
+    if outcome.status != COMPLETE and not (content or outcome.reasoning):  # partial thinking is kept too
         outcome.status = FAILED
     outcome.usage = reply.usage
     if outcome.usage is None and content and outcome.request is not None:

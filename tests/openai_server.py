@@ -65,6 +65,8 @@ class Script:
     go_on: threading.Event | None = None
     finish_reason: str = "stop"
     refusal: str | None = None
+    reasoning: str | None = None  # thinking streamed before the answer, in `reasoning_form`
+    reasoning_form: str = "reasoning_content"  # or "reasoning", or "think" (a <think> block in the content)
     raw_events: list[str] | None = None  # exact SSE data lines to send instead
     raw_body: list[bytes] | None = None  # exact bytes of the event stream, in these pieces
     chunks_per_second: float | None = None  # pace chunks on a fixed schedule instead of `delay`
@@ -239,6 +241,12 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(json.dumps(chunk_event(model, {"refusal": script.refusal})))
         text = script.text
         size = max(1, script.chunk_size)
+        if script.reasoning is not None and script.reasoning_form == "think":
+            text = f"<think>{script.reasoning}</think>\n\n{text}"
+        elif script.reasoning is not None:
+            thought = script.reasoning
+            pieces = [thought[i : i + size] for i in range(0, len(thought), size)]
+            events += [json.dumps(chunk_event(model, {script.reasoning_form: piece})) for piece in pieces]
         events += [json.dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
         events.append(json.dumps(chunk_event(model, {}, script.finish_reason)))
         if (body.get("stream_options") or {}).get("include_usage"):

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 
+import hypothesis
 import pytest
 from conftest import TEST_KEY
+from hypothesis import strategies as st
 from openai_server import FakeOpenAI, Script
 
-from chatrepl.client import ChatClient, ChatError, Finished, RefusalDelta, Request, TextDelta, Usage
+from chatrepl.client import (
+    ChatClient,
+    ChatError,
+    Finished,
+    ReasoningDelta,
+    RefusalDelta,
+    Request,
+    TextDelta,
+    ThinkSplitter,
+    Usage,
+)
 from chatrepl.config import Settings
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
@@ -166,3 +179,32 @@ def test_connect_timeout_is_its_own_setting(settings: Settings) -> None:
     client.warm_up()
     timeout = client._openai().timeout
     assert (timeout.connect, timeout.read) == (2.5, settings.timeout)
+
+
+def split(pieces: list[str]) -> tuple[str, str]:
+    """The reasoning and the answer a ThinkSplitter makes of these pieces of answer text."""
+    splitter = ThinkSplitter()
+    events = [event for piece in pieces for event in splitter.feed(piece)] + list(splitter.end())
+    reasoning = "".join(event.text for event in events if isinstance(event, ReasoningDelta))
+    return reasoning, text_of(events)
+
+
+def cut(text: str, points: list[int]) -> list[str]:
+    marks = sorted({point % (len(text) + 1) for point in points} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(marks) if b > a]
+
+
+@hypothesis.given(
+    thought=st.text(alphabet="ab <>/thinkT\n", max_size=40).filter(lambda text: "</think>" not in text),
+    answer=st.text(alphabet="xy <>/thinkT\n", max_size=40).filter(lambda text: not text.startswith(("\n", "\r"))),
+    points=st.lists(st.integers(min_value=0), max_size=12),
+)
+def test_a_think_block_is_reasoning_however_it_is_cut(thought: str, answer: str, points: list[int]) -> None:
+    assert split(cut(f"<think>{thought}</think>\n\n{answer}", points)) == (thought, answer)
+    assert split(cut(f"  <think>{thought}", points)) == (thought, "")  # never closed: the token limit came first
+
+
+@hypothesis.given(text=st.text(max_size=60), points=st.lists(st.integers(min_value=0), max_size=12))
+def test_an_answer_without_a_think_block_passes_unchanged(text: str, points: list[int]) -> None:
+    hypothesis.assume(not text.lstrip().startswith("<think>"))
+    assert split(cut(text, points)) == ("", text)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from chatrepl.render import MarkdownRenderer, PlainRenderer, _LiveArea, render_whole
+from chatrepl.render import LiveArea, MarkdownRenderer, PlainRenderer, render_whole
 
 REPLIES = sorted((Path(__file__).parent / "replies").glob("*.md"))
 # What our own rendering writes on a terminal without colours: the live area's redraw, nothing else.
@@ -172,7 +172,7 @@ def test_plain_renderer_writes_text_unchanged_but_safe() -> None:
 
 def test_live_area_counts_rows_after_the_terminal_narrows() -> None:
     console = terminal_console(40, 20)
-    live = _LiveArea(console)
+    live = LiveArea(console)
     live.show("x" * 40 + "\n" + "y" * 10, max_rows=10)
     console.size = (20, 20)  # the terminal re-wraps the 40-cell line onto two rows
     console.file.truncate(0)

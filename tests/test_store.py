@@ -23,7 +23,7 @@ from rich.console import Console
 
 from chatrepl.config import Settings
 from chatrepl.conversation import INTERRUPTED
-from chatrepl.store import APPLICATION_ID, NotChatreplDatabase, Store
+from chatrepl.store import APPLICATION_ID, MIGRATIONS, NotChatreplDatabase, Store
 
 
 def rows(path: Path, query: str) -> list[tuple]:
@@ -38,7 +38,7 @@ def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(path, "PRAGMA user_version") == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert rows(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     store.close()
     Store(path).close()  # opening again migrates nothing and loses nothing

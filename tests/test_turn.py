@@ -31,6 +31,9 @@ class RecordingSink:
     def feed(self, text: str) -> None:
         self.text.append(text)
 
+    def think(self, text: str) -> None:
+        self.text.append(f"[thought]{text}")
+
     def pause(self) -> None:
         pass
 
