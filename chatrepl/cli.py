@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-n", type=_flag_type(config.choices), help="completion mode: how many replies (1 to 16)")
     parser.add_argument(
+        "--reasoning-effort",
+        type=_flag_type(config.reasoning_effort),
+        metavar="EFFORT",
+        help="how hard a reasoning model thinks: minimal, low, medium or high",
+    )
+    parser.add_argument(
         "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
     )
     parser.add_argument(

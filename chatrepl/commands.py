@@ -283,6 +283,8 @@ def _set(context: Context, words: list[str]) -> Outcome:
         if not ok:
             return CONTINUE
         session.set_parameter(key, value)
+        if key == "reasoning_effort" and value and session.rules.reasoning_effort is False:
+            context.output.note(f"{session.model} takes no reasoning_effort: it is not sent")
     shown = SAMPLING_KEYS if not key else (key,)
     values = []
     for name in shown:
@@ -486,7 +488,7 @@ COMMANDS = (
         "set",
         (),
         "KEY VALUE",
-        "set temperature, top_p, max_tokens, penalties, stop, seed, n; alone: show",
+        "set temperature, top_p, max_tokens, penalties, stop, seed, n, reasoning_effort; alone: show",
         _set,
         details="The same ranges as the flags: /set temperature 0.2, /set stop END,STOP.\n"
         "/set KEY alone goes back to the default (the server's own).",

@@ -97,6 +97,16 @@ def mode(value: Any) -> str:
     return word
 
 
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+
+
+def reasoning_effort(value: Any) -> str:
+    word = text(value).strip().lower()
+    if word not in REASONING_EFFORTS:
+        raise ValueError(f"reasoning_effort is {', '.join(REASONING_EFFORTS[:-1])} or high, not {value!r}")
+    return word
+
+
 THINKING_MODES = ("collapse", "show", "hide")
 
 
@@ -187,6 +197,7 @@ OPTIONS = (
     Option("stop", "CHATREPL_STOP", stop, "up to 4 stop sequences, comma-separated"),
     Option("seed", "CHATREPL_SEED", seed, "seed for repeatable sampling"),
     Option("n", "CHATREPL_N", choices, "replies per request (completion mode)"),
+    Option("reasoning_effort", "CHATREPL_REASONING_EFFORT", reasoning_effort, "minimal, low, medium or high"),
     Option("examples", "CHATREPL_EXAMPLES", text, "JSON or TOML file of few-shot example messages"),
     Option("json", "CHATREPL_JSON", boolean, "JSON mode: ask for a JSON object"),
     Option("mode", "CHATREPL_MODE", mode, "chat, or completion for the legacy Completions API"),
@@ -204,7 +215,17 @@ OPTIONS = (
     Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
 )
 # What /set may change during a session: the sampling parameters.
-SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "seed", "n")
+SAMPLING_KEYS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "seed",
+    "n",
+    "reasoning_effort",
+)
 OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 
 
@@ -223,6 +244,7 @@ class Settings:
     stop: list[str] | None = None
     seed: int | None = None
     n: int | None = None
+    reasoning_effort: str | None = None
     examples: str | None = None
     json: bool = False
     mode: str = "chat"

@@ -24,6 +24,7 @@ class ModelInfo:
     cached_input_per_million: float | None = None  # the price of cached prompt tokens, if lower
     max_tokens_param: str = "max_tokens"
     temperature: bool = True
+    reasoning_effort: bool | None = None  # takes reasoning_effort; None: not known (a model not in the catalogue)
     json_mode: bool = True
     api: str = "chat"
 
@@ -47,6 +48,8 @@ class ModelInfo:
             facts.append(f"${self.input_per_million:g} in / ${self.output_per_million:g} out per million tokens")
         if not self.temperature:
             facts.append("takes no temperature, top_p or penalties (not sent)")
+        if self.reasoning_effort:
+            facts.append("takes reasoning_effort")
         return facts
 
 
@@ -65,6 +68,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "cached_input_per_million": (int, float),
     "max_tokens_param": (str,),
     "temperature": (bool,),
+    "reasoning_effort": (bool,),
     "json_mode": (bool,),
     "api": (str,),
 }
@@ -99,7 +103,11 @@ class Catalogue:
         """`user_models` come from `where`; ValueError names what is wrong with one."""
         bundled = tomllib.loads(resources.files("chatrepl").joinpath("data/models.toml").read_text("utf-8"))
         self.prices_checked: str = bundled["prices_checked"]
-        self._models = {name: _info(name, entry, "models.toml") for name, entry in bundled["models"].items()}
+        # A model in the catalogue takes reasoning_effort only where its entry says so.
+        self._models = {
+            name: _info(name, {"reasoning_effort": False, **entry}, "models.toml")
+            for name, entry in bundled["models"].items()
+        }
         for name, entry in (user_models or {}).items():
             check_entry(name, entry, where)
             base = self._models.get(name, ModelInfo(name=name))

@@ -205,8 +205,11 @@ class Output:
         """The turn's tokens, cost and share of the context window, when there are figures."""
         if outcome.usage is not None:
             line = status_line(outcome.usage, outcome.cost, session_cost, context_used)
-            thought = f" · thought {outcome.thinking_seconds:.1f} s" if outcome.thinking_seconds is not None else ""
-            self.note(line + thought)
+            if outcome.thinking_seconds is not None:
+                line += f" · thought {outcome.thinking_seconds:.1f} s"
+            if outcome.answer_seconds is not None:
+                line += f" · answer after {outcome.answer_seconds:.1f} s"
+            self.note(line)
 
     def countdown(self, message: str, seconds: float) -> None:
         """Wait `seconds`, counting down on one line; a Ctrl-C stops the wait (Interrupted)."""

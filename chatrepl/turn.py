@@ -58,6 +58,7 @@ class Parameters:
     stop: tuple[str, ...] | None = None
     seed: int | None = None
     n: int | None = None
+    reasoning_effort: str | None = None
     json: bool = False
     mode: str = "chat"
 
@@ -116,6 +117,8 @@ def build_request(
             sent[rules.max_tokens_param] = params.max_tokens
         if params.json and rules.json_mode:
             sent["response_format"] = {"type": "json_object"}
+        if params.reasoning_effort and rules.reasoning_effort is not False:
+            sent["reasoning_effort"] = params.reasoning_effort
     return Request(model, tuple(request_messages(conversation, params, skip)), sent, completion)
 
 
@@ -162,6 +165,7 @@ class TurnOutcome:
     refusal: str = ""
     reasoning: str = ""  # the model's thinking, kept apart from the answer
     thinking_seconds: float | None = None  # from the first thought to the answer (or the end), if it thought
+    answer_seconds: float | None = None  # from the request to the first answer text, if it thought first
     usage: Usage | None = None
     cost: float | None = None  # US dollars, when the model's price is known
     finish_reason: str | None = None
@@ -183,6 +187,7 @@ class _Reply:
     refusal: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     thinking: tuple[float, float | None] | None = None  # when the thinking began, and when the answer did
+    sent: float = 0.0  # when the request that answered went out
     other_choices: dict[int, list[str]] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -241,7 +246,7 @@ def _stream(
 ) -> None:
     """Stream one request into `reply` and the sink, acting on the terminal's requests between events."""
     stream = client.open(request)
-    last_event = woke = time.monotonic()
+    reply.sent = last_event = woke = time.monotonic()
     with terminal.waking(stream.wake):
         try:
             while True:
@@ -296,6 +301,7 @@ def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:
     if reply.thinking is not None:
         began, answered = reply.thinking
         outcome.thinking_seconds = (answered or time.monotonic()) - began
+        outcome.answer_seconds = answered - reply.sent if answered is not None else None
     outcome.finish_reason = reply.finish_reason
     outcome.other_choices = {index: "".join(parts) for index, parts in sorted(reply.other_choices.items())}
     content = outcome.text or outcome.refusal

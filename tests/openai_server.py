@@ -76,7 +76,7 @@ class Script:
 
 
 def script_for_message(text: str) -> Script:
-    """Pick a reply for a hand-typed message: 'long', 'chinese', 'slow', 'error 429' …"""
+    """Pick a reply for a hand-typed message: 'long', 'chinese', 'slow', 'think', 'error 429' …"""
     lowered = text.lower()
     status = re.search(r"\berror (\d{3})\b", lowered)
     if status:
@@ -87,6 +87,9 @@ def script_for_message(text: str) -> Script:
         return Script(text=LONG_REPLY, delay=0.002)
     if "slow" in lowered:
         return Script(text=LONG_REPLY, delay=0.05)
+    if "think" in lowered:
+        steps = "\n".join(f"Step {n}: weigh option {n} against the others." for n in range(1, 41))
+        return Script(text="After thinking: **option 7**.", reasoning=steps, chunk_size=6, delay=0.02)
     if "chinese" in lowered or "中文" in text:
         return Script(text=CHINESE_REPLY, chunk_size=2, delay=0.01)
     return Script(text=f"You said: **{text}**")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -32,6 +33,7 @@ def test_the_thinking_is_collapsed_shown_on_request_saved_and_never_sent_back(
     server.enqueue(Script(text="Hello there!", reasoning=THOUGHT, reasoning_form=form), Script(text="Fine."))
     repl, output, _ = run_repl(settings, "hi\r/think\r", store=Store(path))
     assert "thought for " in output and "/think to show" in output
+    assert re.search(r"· thought [0-9.]+ s · answer after [0-9.]+ s\n", output)  # in the status line
     assert "First, the user greets me." in output  # from /think, rendered as markdown
     assert "Hello there!" in output and "<think>" not in output
     reply = repl.session.conversation.turns[1]
@@ -123,3 +125,13 @@ def test_on_a_terminal_the_thinking_is_live_then_one_line(server: FakeOpenAI, cl
     assert "step 59 of the plan" not in screen.split("thought for")[-1]  # the thinking did not stay on screen
     child.sendeof()
     child.expect(pexpect.EOF)
+
+
+def test_reasoning_effort_goes_where_the_catalogue_allows(server: FakeOpenAI, settings: Settings) -> None:
+    keys = "/set reasoning_effort extreme\r/set reasoning_effort low\rone\r/model gpt-5-mini\rtwo\r/model gpt-4o\r"
+    keys += "/set reasoning_effort high\rthree\r"
+    _, output, _ = run_repl(settings, keys)
+    assert "reasoning_effort is minimal, low, medium or high, not 'extreme'" in output
+    assert "gpt-4o takes no reasoning_effort: it is not sent" in output
+    efforts = [request.get("reasoning_effort") for request in server.requests]
+    assert efforts == ["low", "low", None]  # a model the catalogue does not know, gpt-5-mini, gpt-4o
