@@ -186,7 +186,7 @@ class Output:
         elif outcome.finish_reason == "length" and outcome.reasoning and not outcome.text:
             self.warning(
                 "the model spent its whole token budget thinking and never answered:"
-                " raise it (/set max_tokens, --max-tokens), or ask for less thinking"
+                " raise it (/set max_tokens, --max-tokens) or lower /set reasoning_effort"
             )
         elif outcome.status == COMPLETE and not outcome.content:
             self.note("(the model sent an empty reply)")

@@ -167,3 +167,21 @@ def test_the_wait_for_the_journal_at_the_end_can_be_given_up_and_says_what_is_lo
     problems = session.close(timeout=60, give_up=lambda: True)  # as a Ctrl-C does
     assert problems[-1] == "not saved: 2 change(s) could not be written"
     blocker.execute("ROLLBACK")
+
+
+def test_thinking_streamed_before_a_kill_comes_back_with_the_conversation(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "SAVE_INTERVAL", 0.0)
+    path = tmp_path / "chatrepl.db"
+    writer = Writer(Store(path))
+    saving = Journal(writer)
+    saving.begin("why?", "m", "s", {}, {})
+    for piece in ("Because ", "the sky ", "scatters blue."):
+        saving.partial(piece, reasoning=True)
+    saving.partial("It is")
+    assert writer.flush(30)  # and then the process was killed: no finish
+    session = make_session(settings, Store(path))
+    assert session.resume(1) is not None
+    reply = session.conversation.turns[1]
+    assert (reply.content, reply.reasoning, reply.status) == ("It is", "Because the sky scatters blue.", INTERRUPTED)
