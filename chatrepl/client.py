@@ -259,7 +259,11 @@ class ChatClient:
         if self._usage_in_stream:
             body["stream_options"] = {"include_usage": True}
         resource = self._openai().completions if request.completion else self._openai().chat.completions
-        return resource.create(stream=True, **body)
+        field = "prompt" if request.completion else "messages"
+        model, text = body.pop("model"), body.pop(field)
+        # The parameters go as JSON as they are, so every openai version sends all of them (an older one
+        # has no argument for reasoning_effort).
+        return resource.create(model=model, stream=True, extra_body=body, **{field: text})
 
     def _open_stream(self, request: Request) -> Any:
         import openai

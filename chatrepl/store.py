@@ -224,12 +224,6 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def new_conversation(
-        self, model: str, system_prompt: str, title: str, parameters: dict[str, Any] | None = None
-    ) -> int:
-        with self._write() as db:
-            return self._insert_conversation(db, model, system_prompt, title, parameters or {})
-
     @staticmethod
     def _insert_conversation(
         db: sqlite3.Connection, model: str, system_prompt: str, title: str, parameters: dict[str, Any]
@@ -262,12 +256,6 @@ class Store:
         db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
-
-    def add_message(
-        self, conversation_id: int, role: str, content: str, status: str, model: str, parameters: dict[str, Any]
-    ) -> int:
-        with self._write() as db:
-            return self._insert_message(db, conversation_id, role, content, status, model, parameters)
 
     def import_conversation(self, model: str, system_prompt: str, title: str, turns: list[tuple[str, str, str]]) -> int:
         """A whole conversation of (role, content, status) turns, in one transaction."""

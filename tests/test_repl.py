@@ -483,7 +483,7 @@ def test_completion_of_paths_and_saved_sessions(server: FakeOpenAI, settings: Se
 
     (tmp_path / "report.txt").write_text("x")
     store = Store(tmp_path / "db.sqlite")
-    store.new_conversation("m", "s", "about cats")
+    store.import_conversation("m", "s", "about cats", [])
     repl, _, _ = run_repl(settings, "", store=store)
     completer = repl.prompt.completer
     assert completer is not None
@@ -535,7 +535,7 @@ def test_no_outside_text_reaches_the_terminal_as_a_control(
     from chatrepl.store import Store
 
     store = Store(tmp_path_factory.mktemp("db") / "chatrepl.db")
-    store.new_conversation(hostile, "s", hostile)  # a saved title and model name
+    store.import_conversation(hostile, "s", hostile, [])  # a saved title and model name
     server.enqueue(Script(text=f"{hostile} reply", refusal=hostile), Script(status=400, error_message=hostile))
     settings = Settings(api_key="sk-property", base_url=server.url, model=hostile, system=hostile, timeout=5, retries=0)
     console = Console(file=io.StringIO(), width=60, height=20, force_terminal=True, color_system=None)

@@ -26,7 +26,7 @@ def rows(path: Path, query: str) -> list[tuple]:
 
 def test_a_write_interrupted_midway_is_rolled_back_and_leaves_no_transaction(tmp_path: Path) -> None:
     store = Store(tmp_path / "chatrepl.db")
-    conversation = store.new_conversation("m", "s", "t")
+    conversation = store.import_conversation("m", "s", "t", [])
     with pytest.raises(KeyboardInterrupt), _transaction(store._db) as db:
         db.execute(
             "INSERT INTO messages (conversation_id, role, content, status, created, updated)"
@@ -35,11 +35,12 @@ def test_a_write_interrupted_midway_is_rolled_back_and_leaves_no_transaction(tmp
         )
         raise KeyboardInterrupt
     assert not store._db.in_transaction
-    assert store.add_message(conversation, "user", "whole", "complete", "m", {})  # later writes work
+    store.set_conversation(conversation, "later", "s", {})  # later writes work
     other = sqlite3.connect(tmp_path / "chatrepl.db", timeout=0)
     other.execute("BEGIN IMMEDIATE")  # and no lock is left for other processes to wait on
     other.execute("ROLLBACK")
-    assert rows(tmp_path / "chatrepl.db", "SELECT content FROM messages") == [("whole",)]
+    assert rows(tmp_path / "chatrepl.db", "SELECT content FROM messages") == []  # the half write is gone
+    assert rows(tmp_path / "chatrepl.db", "SELECT model FROM conversations") == [("later",)]
 
 
 def test_a_streaming_reply_is_saved_in_pieces_each_written_once(

@@ -34,7 +34,7 @@ def rows(path: Path, query: str) -> list[tuple]:
 def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "data" / "chatrepl" / "chatrepl.db"
     store = Store(path)
-    store.new_conversation("m", "s", "t")
+    store.import_conversation("m", "s", "t", [("user", "hi", "complete")])
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
@@ -48,7 +48,7 @@ def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
 def damage(path: Path) -> bytes:
     """Make `path` a chatrepl database whose first page is garbage; return its bytes."""
     store = Store(path)
-    store.new_conversation("m", "s", "t")
+    store.import_conversation("m", "s", "t", [("user", "hi", "complete")])
     store.close()
     data = bytearray(path.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)  # the header stays: it is chatrepl's file, damaged
@@ -217,8 +217,7 @@ def test_two_processes_writing_at_once_lose_nothing(
             "from chatrepl.store import Store",
             "store = Store(Path(sys.argv[1]))",
             "for n in range(100):",
-            "    conversation = store.new_conversation('m', 's', f'{sys.argv[2]}-{n}')",
-            "    store.add_message(conversation, 'user', 'hi', 'complete', 'm', {})",
+            "    store.import_conversation('m', 's', f'{sys.argv[2]}-{n}', [('user', 'hi', 'complete')])",
         ]
     )
     writers = [subprocess.Popen([sys.executable, "-c", script, str(db), name], env=env) for name in ("a", "b")]
