@@ -182,7 +182,14 @@ class Output:
             kept = " (the partial reply is kept)" if outcome.status == INCOMPLETE else ""
             self.error(outcome.error.message + kept, outcome.error.hint, outcome.error)
         elif outcome.interrupted:
-            self.note("interrupted (the partial reply is kept)" if outcome.text else "interrupted")
+            kept = (
+                " (the partial reply is kept)"
+                if outcome.text
+                else " (the thinking so far is kept)"
+                if outcome.reasoning
+                else ""
+            )
+            self.note(f"interrupted{kept}")
         elif outcome.finish_reason == "length" and outcome.reasoning and not outcome.text:
             self.warning(
                 "the model spent its whole token budget thinking and never answered:"

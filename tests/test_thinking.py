@@ -70,7 +70,7 @@ def test_ctrl_c_while_the_model_thinks_keeps_the_thinking_marked_interrupted(
 
     threading.Thread(target=interrupt, daemon=True).start()
     repl, output, _ = run_repl(settings, "think hard\r")
-    assert "interrupted" in output
+    assert "interrupted (the thinking so far is kept)" in output
     reply = repl.session.conversation.turns[1]
     assert reply.status == INTERRUPTED and reply.content == ""
     assert reply.reasoning.startswith("hmm hmm") and len(reply.reasoning) < len("hmm " * 500)
