@@ -89,34 +89,19 @@ class Terminal:
     def busy(self) -> Iterator[Terminal]:
         """Outside the prompt: Ctrl-C and Ctrl-Z become requests (a Ctrl-C from before is forgotten)."""
         self.interrupt_requested = self.suspend_requested = False
-        if _main_thread():
-            previous = signal.signal(signal.SIGINT, self._on_interrupt)
-            previous_stop = signal.signal(_SIGTSTP, self._on_suspend) if _SIGTSTP is not None else None
-        self._busy = True
-        try:
-            yield self
-        finally:
-            self._busy = False
-            if _main_thread():
-                signal.signal(signal.SIGINT, previous)
-                if _SIGTSTP is not None:
-                    signal.signal(_SIGTSTP, previous_stop)
+        with _handling(self._on_interrupt, self._on_suspend):
+            self._busy = True
+            try:
+                yield self
+            finally:
+                self._busy = False
 
     @contextlib.contextmanager
     def handed_over(self) -> Iterator[None]:
         """While another program (an editor) owns the terminal: its keys are its own, and Ctrl-Z
         stops chatrepl with it, as the shell expects of a job."""
-        if not _main_thread():
+        with _handling(signal.SIG_IGN, signal.SIG_DFL):
             yield
-            return
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        previous_stop = signal.signal(_SIGTSTP, signal.SIG_DFL) if _SIGTSTP is not None else None
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            if _SIGTSTP is not None:
-                signal.signal(_SIGTSTP, previous_stop)
 
     def checkpoint(self, pause: Callable[[], None] = lambda: None) -> None:
         """Act on the requests: suspend (after `pause` takes back what is drawn), then raise
@@ -168,6 +153,22 @@ class Terminal:
             self._echo_settings = None
             if settings is not None:
                 _set_input_settings(settings[0])
+
+
+@contextlib.contextmanager
+def _handling(on_interrupt: Any, on_suspend: Any) -> Iterator[None]:
+    """SIGINT and SIGTSTP handled so for a while (only the main thread can set handlers)."""
+    if not _main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous_stop = signal.signal(_SIGTSTP, on_suspend) if _SIGTSTP is not None else None
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if _SIGTSTP is not None:
+            signal.signal(_SIGTSTP, previous_stop)
 
 
 def _main_thread() -> bool:
