@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from chatrepl import __version__, config
+from chatrepl.attachments import STDIN, Pending, read_files, read_images
 from chatrepl.output import emit, report
 from chatrepl.terminal import Interrupted, Terminal
 
@@ -140,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODE",
         help="a thinking model's reasoning: collapse (default: live, then one line), show (kept above the answer;"
         " to standard error when answering once), hide",
+    )
+    parser.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="send a text file with the question (repeatable; globs work; - reads standard input)",
+    )
+    parser.add_argument(
+        "--image",
+        dest="images",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="send an image with the question: PNG, JPEG, WEBP or GIF, or an http(s) address (repeatable; -"
+        " reads standard input)",
     )
     parser.add_argument(
         "-c",
@@ -303,7 +321,14 @@ def _answer(
     """Check everything asked for (a local model loading meanwhile), then answer once or hold a conversation."""
     plain = not settings.markdown or bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     question = " ".join(args.prompt).strip()
-    if not sys.stdin.isatty():
+    attached = _read_attachments(args, settings)
+    if attached is None:
+        return 2
+    if STDIN in (*args.files, *args.images):
+        if not question:
+            report("error", 'standard input is attached: give the question too, e.g. chatrepl --file - "summarize"')
+            return 2
+    elif not sys.stdin.isatty():
         piped = _read_stdin().strip()
         question = f"{question}\n\n{piped}".strip()
         if not question:
@@ -337,7 +362,22 @@ def _answer(
         settings = served
         if automatic:
             report("note", f"no OPENAI_API_KEY: using the bundled local model {server.name}; set a key to use OpenAI")
-    return _hold(args, settings, catalogue, store, examples, question, wanted, plain, terminal)
+    return _hold(args, settings, catalogue, store, examples, question, wanted, plain, terminal, attached)
+
+
+def _read_attachments(args: argparse.Namespace, settings: config.Settings) -> Pending | None:
+    """The files and images the flags name, read now; None after reporting what cannot go."""
+    if (*args.files, *args.images).count(STDIN) > 1:
+        report("error", "standard input (-) can be attached once")
+        return None
+    read_stdin = sys.stdin.buffer.read
+    files, problems = read_files(args.files, settings.file_limit, read_stdin)
+    images, image_problems = read_images(args.images, settings.image_limit, read_stdin)
+    for problem in problems + image_problems:
+        report("error", problem)
+    if problems or image_problems:
+        return None
+    return Pending(settings.file_limit, settings.image_limit, [*files, *images])
 
 
 def _hold(
@@ -350,8 +390,10 @@ def _hold(
     wanted: int | None,
     plain: bool,
     terminal: Terminal,
+    attached: Pending,
 ) -> int:
-    """Answer once or hold a conversation, and wait for the last of it to be saved."""
+    """Answer once or hold a conversation (`attached` going with the first message), and wait for the last
+    of it to be saved."""
     from chatrepl.output import Output
 
     notices = Output(
@@ -361,10 +403,10 @@ def _hold(
         from chatrepl.session import ChatSession
 
         session = ChatSession.from_settings(settings, catalogue, store, examples)
-        return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain))
+        return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain, attached))
     from chatrepl.repl import Repl
 
-    repl = Repl.for_settings(settings, catalogue, store, examples, notices)
+    repl = Repl.for_settings(settings, catalogue, store, examples, notices, attachments=attached)
     return _closing(repl.session, notices, lambda: repl.run(resume=wanted))
 
 
@@ -381,9 +423,11 @@ def _closing(session: ChatSession, notices: Output, converse: Callable[[], int])
             notices.warning(problem)
 
 
-def _once(session: ChatSession, notices: Output, question: str, wanted: int | None, plain: bool) -> int:
-    """Answer one question on standard output (notes on standard error): 0 done, 1 failed, 130 interrupted.
-    With `wanted`, the question goes on that saved conversation."""
+def _once(
+    session: ChatSession, notices: Output, question: str, wanted: int | None, plain: bool, attached: Pending
+) -> int:
+    """Answer one question (with what is attached) on standard output, notes on standard error: 0 done,
+    1 failed, 2 refused, 130 interrupted.  With `wanted`, the question goes on that saved conversation."""
     from chatrepl.conversation import COMPLETE, INTERRUPTED
     from chatrepl.output import Output, ReplySink
     from chatrepl.turn import uses_completions
@@ -391,11 +435,16 @@ def _once(session: ChatSession, notices: Output, question: str, wanted: int | No
     terminal = notices.terminal
     if wanted is not None:
         session.resume(wanted)
+    images = attached.images()
+    refusal = session.image_refusal() if images else None
+    if refusal:
+        notices.error(refusal)
+        return 2
     json = session.params.json and not uses_completions(session.params, session.rules)
     shown = notices.thinking if notices.thinking == "show" else None  # standard output carries the answer alone
     sink = ReplySink(notices, Output(terminal=terminal, plain=plain).reply(json), shown)
     with terminal.busy():
-        outcome = session.ask(question, sink, terminal)
+        outcome = session.ask(attached.message(question), sink, terminal, images)
         with contextlib.suppress(Interrupted):  # the answer is kept; only its notes are cut short
             notices.outcome(outcome, json)
     if outcome.leave is not None:

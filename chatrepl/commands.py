@@ -3,7 +3,7 @@
 A handler gets a narrow Context (the chat session, the output and the prompt's own
 switches) and the parsed argument, and returns an Outcome: go on, leave, or send a
 message.  The argument is parsed by its kind: the raw text, shell-like words (quotes
-keep spaces), or a path then text.  Bare `new`, `quit` and `exit` work as commands too.
+keep spaces), or paths then a question.  Bare `new`, `quit` and `exit` work as commands too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatrepl import config
+from chatrepl.attachments import AttachError, Pending, read_files, read_images, split_paths
 from chatrepl.config import SAMPLING_KEYS
 from chatrepl.conversation import from_json, to_json, to_markdown
 from chatrepl.render import code_blocks
@@ -37,7 +38,7 @@ class Screen(Protocol):
 
     multiline: bool
     pending: str  # text for the next prompt
-    attachments: list[str]  # files that go with the next message
+    attachments: Pending  # files and images that go with the next message
 
     def keep_history(self, keep: bool) -> None: ...
 
@@ -75,14 +76,6 @@ def text_argument(arg: str) -> str:
 def words_argument(arg: str) -> list[str]:
     """Shell-like words: quotes keep spaces; ValueError for an unclosed quote."""
     return shlex.split(arg)
-
-
-def path_and_text_argument(arg: str) -> tuple[str, str]:
-    """A path (quoted if it has spaces) and the text after it."""
-    lexer = shlex.shlex(arg, posix=True)
-    lexer.whitespace_split = True
-    path = lexer.get_token() or ""
-    return path, lexer.instream.read().strip()
 
 
 @dataclass(frozen=True)
@@ -225,16 +218,23 @@ def _save(context: Context, words: list[str]) -> Outcome:
         context.output.error("usage: /save FILE.md, /save FILE.json, or /save off")
         return CONTINUE
     path = Path(target).expanduser()
-    formats = {".md": to_markdown, ".json": to_json}
-    if path.suffix.lower() not in formats:
+    conversation = context.session.conversation
+    if path.suffix.lower() == ".json":
+        text, images = to_json(conversation), {}
+    elif path.suffix.lower() == ".md":
+        text, images = to_markdown(conversation, image_stem=path.stem)
+    else:
         context.output.error("/save writes .md or .json files")
         return CONTINUE
     try:
-        path.write_text(formats[path.suffix.lower()](context.session.conversation), encoding="utf-8")
+        for name, data in images.items():
+            path.with_name(name).write_bytes(data)
+        path.write_text(text, encoding="utf-8")
     except OSError as err:
         context.output.error(f"not saved: {err}")
     else:
-        context.output.note(f"saved to {path}")
+        beside = f" and {len(images)} image(s) beside it" if images else ""
+        context.output.note(f"saved to {path}{beside}")
     return CONTINUE
 
 
@@ -262,6 +262,9 @@ def _model(context: Context, words: list[str]) -> Outcome:
             return CONTINUE
         session.switch_model(value)
     context.output.note(" · ".join([f"model {session.model}", *session.rules.facts()]))
+    unseen = len(session.conversation.images()) if session.rules.vision is False else 0
+    if unseen:
+        context.output.note(f"{session.model} cannot see images: the {unseen} in this conversation go by name only")
     return CONTINUE
 
 
@@ -351,31 +354,69 @@ def _edit(context: Context, text: str) -> Outcome:
     return CONTINUE
 
 
-FILE_LIMIT = 256 * 1024  # bytes of one attached file
+def _file(context: Context, argument: tuple[list[str], str]) -> Outcome:
+    patterns, question = argument
+    if not patterns:
+        context.output.error("usage: /file PATH… [QUESTION] (globs work; quote a path with spaces)")
+        return CONTINUE
+    pending = context.screen.attachments
+    files, problems = read_files(patterns, pending.file_room(), _no_stdin)
+    pending.items.extend(files)
+    return _attached(context, [file.describe() for file in files], problems, question)
 
 
-def _file(context: Context, argument: tuple[str, str]) -> Outcome:
-    name, question = argument
-    if not name:
-        context.output.error("usage: /file PATH [question] (quote a path with spaces)")
+def _image(context: Context, argument: tuple[list[str], str]) -> Outcome:
+    specs, question = argument
+    if not specs:
+        context.output.error("usage: /image PATH|URL… [QUESTION] (PNG, JPEG, WEBP or GIF)")
         return CONTINUE
-    path = Path(name).expanduser()
-    try:
-        size = path.stat().st_size
-        if size > FILE_LIMIT:
-            raise ValueError(f"it is {size:,} bytes; the limit is {FILE_LIMIT:,}")
-        data = path.read_bytes()
-        if b"\0" in data:
-            raise ValueError("it is a binary file")
-        text = data.decode("utf-8")
-    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-        reason = "it is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
-        context.output.error(f"cannot attach {name}: {reason}")
+    refusal = context.session.image_refusal()
+    if refusal:
+        context.output.error(refusal)
         return CONTINUE
-    context.screen.attachments.append(f"File {path.name}:\n\n```\n{text}\n```")
-    if question:
+    pending = context.screen.attachments
+    images, problems = read_images(specs, pending.image_limit, _no_stdin)
+    pending.items.extend(images)
+    return _attached(context, [image.describe() for image in images], problems, question)
+
+
+def _no_stdin() -> bytes:
+    raise AttachError("- (standard input) is for --file and --image on the command line")
+
+
+def _attached(context: Context, added: list[str], problems: list[str], question: str) -> Outcome:
+    """Report what was attached and what was not; send the question if all went, else offer it again."""
+    for problem in problems:
+        context.output.error(problem)
+    if question and not problems:
         return Outcome(send=question)
-    context.output.note(f"{path.name} ({size:,} bytes) goes with your next message")
+    if question:
+        context.screen.pending = question
+    if added:
+        context.output.note(f"{', '.join(added)} {'goes' if len(added) == 1 else 'go'} with your next message")
+    return CONTINUE
+
+
+def _attachments(context: Context, words: list[str]) -> Outcome:
+    items = context.screen.attachments.items
+    if not items:
+        context.output.note("nothing is attached (/file and /image attach)")
+    for number, item in enumerate(items, 1):
+        context.output.info(f"{number:>3}  {item.describe()}")
+    return CONTINUE
+
+
+def _detach(context: Context, words: list[str]) -> Outcome:
+    items = context.screen.attachments.items
+    number = _one(words)
+    if not number:
+        context.output.note(f"detached {len(items)} attachment(s)" if items else "nothing is attached")
+        items.clear()
+    elif not number.isdigit() or not 1 <= int(number) <= len(items):
+        choice = "nothing is attached" if not items else f"the attachments are numbered 1 to {len(items)}"
+        context.output.error(f"/detach N: {choice} (/attachments lists them)")
+    else:
+        context.output.note(f"detached {items.pop(int(number) - 1).describe()}")
     return CONTINUE
 
 
@@ -522,13 +563,28 @@ COMMANDS = (
     Command(
         "file",
         (),
-        "PATH [QUESTION]",
-        "attach a text file to the next message (or ask QUESTION now)",
+        "PATH… [QUESTION]",
+        "attach text files to the next message (or ask QUESTION now)",
         _file,
-        details=f'Tab completes paths; quote a path with spaces: /file "my notes.txt" summarize.\n'
-        f"Text files up to {FILE_LIMIT // 1024} KiB; binary files are refused.",
-        parse=path_and_text_argument,
+        details="Globs and ~ work: /file src/*.py README.md explain the layout. Quote a path with\n"
+        'spaces: /file "my notes.txt" summarize; -- ends the paths. Each file goes as a fenced block\n'
+        "with its path. The files of one message are limited (file_limit, 256 KB unless set);\n"
+        "binary files are refused.",
+        parse=split_paths,
     ),
+    Command(
+        "image",
+        (),
+        "PATH|URL… [QUESTION]",
+        "attach images to the next message for a model that sees (or ask QUESTION now)",
+        _image,
+        details="PNG, JPEG, WEBP or GIF, known by their first bytes; each up to image_limit (20 MB unless set).\n"
+        "An http(s) address is sent as it is, not downloaded. Images are saved with the conversation,\n"
+        "so /retry and /resume send them again.",
+        parse=split_paths,
+    ),
+    Command("attachments", (), "", "list what goes with the next message", _attachments),
+    Command("detach", (), "[N]", "remove attachment N, or all of them", _detach),
     Command(
         "copy",
         (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+FILE_LIMIT = 256 * 1024  # bytes of text files one message takes
+IMAGE_LIMIT = 20 * 1024 * 1024  # bytes of one image
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -154,6 +157,21 @@ def max_tokens(value: Any) -> int:
     return number
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def byte_size(value: Any) -> int:
+    """A size in bytes: a whole number, or a number with a unit (256KiB, 20 MB)."""
+    written = text(value).strip() if not isinstance(value, int) or isinstance(value, bool) else str(value)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", written.lower())
+    if not match or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"expected a size such as 262144, 256KiB or 20MB, got {value!r}")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size < 1:
+        raise ValueError(f"expected a size of at least 1 byte, got {value!r}")
+    return size
+
+
 def timeout(value: Any) -> float:
     number = _number(value, float)
     if number <= 0:
@@ -213,6 +231,8 @@ OPTIONS = (
     Option("db", "CHATREPL_DB", path, "the history database file"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
     Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
+    Option("file_limit", "CHATREPL_FILE_LIMIT", byte_size, "most bytes of text files one message takes"),
+    Option("image_limit", "CHATREPL_IMAGE_LIMIT", byte_size, "most bytes of one image"),
 )
 # What /set may change during a session: the sampling parameters.
 SAMPLING_KEYS = (
@@ -260,6 +280,8 @@ class Settings:
     db: str | None = None
     local: str | None = None
     local_ctx: int | None = None
+    file_limit: int = FILE_LIMIT
+    image_limit: int = IMAGE_LIMIT
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)

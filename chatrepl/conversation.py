@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
 
+from chatrepl.images import EXTENSIONS, Image, from_data_url
 from chatrepl.sanitize import escape_controls, strip_controls
 
 COMPLETE = "complete"
@@ -24,6 +27,18 @@ class Turn:
     content: str
     status: str = COMPLETE
     reasoning: str = ""  # a reply's thinking: shown on request, saved, never sent back
+    images: tuple[Image, ...] = ()  # a user message's images, sent after its text
+
+    def content_parts(self, images: bool = True) -> str | list[dict[str, Any]]:
+        """The message's content: its text, or with images a list of a text part and an image part
+        each; with `images` False each image is named in the text instead."""
+        if not self.images:
+            return self.content
+        if not images:
+            names = "".join(f"\n[image not shown: {image.name}]" for image in self.images)
+            return f"{self.content}{names}"
+        parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}] if self.content else []
+        return parts + [{"type": "image_url", "image_url": {"url": image.sent_url}} for image in self.images]
 
 
 @dataclass
@@ -32,8 +47,8 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     examples: list[Turn] = field(default_factory=list)  # few-shot turns after the system prompt, never trimmed
 
-    def add_user(self, content: str) -> None:
-        self.turns.append(Turn("user", content))
+    def add_user(self, content: str, images: tuple[Image, ...] = ()) -> None:
+        self.turns.append(Turn("user", content, images=images))
 
     def add_assistant(self, content: str, status: str = COMPLETE, reasoning: str = "") -> None:
         self.turns.append(Turn("assistant", content, status, reasoning))
@@ -63,24 +78,33 @@ class Conversation:
         """How many user messages there are, each with its replies."""
         return sum(turn.role == "user" for turn in self.turns)
 
-    def messages(self, skip: int = 0) -> list[dict[str, str]]:
-        """The request messages: the system prompt, the examples, then the turns in order,
-        leaving out the `skip` oldest exchanges (never the last one)."""
-        result = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        result += [{"role": turn.role, "content": turn.content} for turn in self.examples]
+    def _sent_turns(self, skip: int) -> list[Turn]:
         users = [index for index, turn in enumerate(self.turns) if turn.role == "user"]
         start = users[min(skip, len(users) - 1)] if skip and users else 0
-        for turn in self.turns[start:]:
-            content = turn.content
+        return self.turns[start:]
+
+    def messages(self, skip: int = 0, images: bool = True) -> list[dict[str, Any]]:
+        """The request messages: the system prompt, the examples, then the turns in order,
+        leaving out the `skip` oldest exchanges (never the last one); with `images` False,
+        images are only named."""
+        result: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        result += [{"role": turn.role, "content": turn.content} for turn in self.examples]
+        for turn in self._sent_turns(skip):
+            content = turn.content_parts(images)
             if turn.status in _CUT_NOTES:
                 content = f"{content}\n\n{_CUT_NOTES[turn.status]}"
             result.append({"role": turn.role, "content": content})
         return result
 
+    def images(self, skip: int = 0) -> list[Image]:
+        """The images of the turns a request with `skip` sends."""
+        return [image for turn in self._sent_turns(skip) for image in turn.images]
+
 
 def to_json(conversation: Conversation) -> str:
+    """The conversation as JSON; a message with images has OpenAI's content parts, the images as data URLs."""
     turns = [
-        {"role": turn.role, "content": turn.content, "status": turn.status}
+        {"role": turn.role, "content": turn.content_parts(), "status": turn.status}
         | ({"reasoning": turn.reasoning} if turn.reasoning else {})
         for turn in conversation.turns
     ]
@@ -107,26 +131,66 @@ def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
     for number, message in enumerate(data, 1):
         if not isinstance(message, dict) or message.get("role") not in roles:
             raise ValueError(f"{label} {number} needs a role of {' or '.join(roles)}")
-        if not isinstance(message.get("content"), str):
-            raise ValueError(f"{label} {number} needs text content")
+        content, images = _content(message.get("content"), f"{label} {number}")
+        if images and message["role"] != "user":
+            raise ValueError(f"{label} {number}: only a user message has images")
         status = message.get("status", COMPLETE)
         reasoning = message.get("reasoning", "")
         if not isinstance(reasoning, str):
             raise ValueError(f"{label} {number} needs text reasoning")
-        turns.append(Turn(message["role"], message["content"], status if status in _CUT_NOTES else COMPLETE, reasoning))
+        status = status if status in _CUT_NOTES else COMPLETE
+        turns.append(Turn(message["role"], content, status, reasoning, images))
     return turns
 
 
-def to_markdown(conversation: Conversation) -> str:
-    """The conversation as markdown, with no character that could steer a terminal `cat`-ing it."""
+def _content(content: object, label: str) -> tuple[str, tuple[Image, ...]]:
+    """The text and images of a message's content: text, or a list of text and image_url parts."""
+    if isinstance(content, str):
+        return content, ()
+    if not isinstance(content, list):
+        raise ValueError(f"{label} needs text content")
+    texts: list[str] = []
+    images: list[Image] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+            continue
+        url = part.get("image_url", {}).get("url") if kind == "image_url" and isinstance(part, dict) else None
+        if not isinstance(url, str):
+            raise ValueError(f"{label}: each content part is text or an image_url with a url")
+        name = f"image {len(images) + 1}"
+        if url.startswith("data:"):
+            try:
+                images.append(from_data_url(url, name))
+            except ValueError as err:
+                raise ValueError(f"{label}: {err}") from None
+        elif url.startswith(("https://", "http://")):
+            images.append(Image(url, url=url))
+        else:
+            raise ValueError(f"{label}: an image_url is a data: or http(s): address")
+    return "\n".join(texts), tuple(images)
+
+
+def to_markdown(conversation: Conversation, image_stem: str = "image") -> tuple[str, dict[str, bytes]]:
+    """The conversation as markdown, with no character that could steer a terminal `cat`-ing it, and
+    the image files it refers to by name (`{image_stem}-1.png` …), to be written beside it."""
+    files: dict[str, bytes] = {}
     parts = [f"**System:** {conversation.system_prompt}"] if conversation.system_prompt else []
     for turn in conversation.turns:
         note = f" _({turn.status})_" if turn.status != COMPLETE else ""
         thought = (
             f"<details><summary>thinking</summary>\n\n{turn.reasoning}\n\n</details>\n\n" if turn.reasoning else ""
         )
-        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{thought}{turn.content}")
-    return strip_controls("\n\n---\n\n".join(parts) + "\n")
+        pictures = []
+        for image in turn.images:
+            target = image.url
+            if not target:
+                target = f"{image_stem}-{len(files) + 1}{EXTENSIONS[image.media_type]}"
+                files[target] = image.data
+            pictures.append(f"\n\n![{PurePath(image.name).name}]({target})")
+        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{thought}{turn.content}{''.join(pictures)}")
+    return strip_controls("\n\n---\n\n".join(parts) + "\n"), files
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -135,9 +199,18 @@ def estimate_text_tokens(text: str) -> int:
     return ascii_chars // 4 + (len(text) - ascii_chars)
 
 
-def estimate_tokens(messages: list[dict[str, str]]) -> int:
-    """A guess of a request's prompt tokens: its texts plus the per-message framing."""
-    return 3 + sum(4 + estimate_text_tokens(message["content"]) for message in messages)
+def message_text(message: dict[str, Any]) -> str:
+    """A request message's text, without its images."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content if part["type"] == "text")
+
+
+def estimate_tokens(messages: list[dict[str, Any]], images: list[Image]) -> int:
+    """A guess of a request's prompt tokens: its texts plus the per-message framing, and its images."""
+    texts = sum(4 + estimate_text_tokens(message_text(message)) for message in messages)
+    return 3 + texts + sum(image.tokens for image in images)
 
 
 def parse_examples(text: str, suffix: str) -> list[Turn]:
@@ -155,7 +228,7 @@ COMPLETION_USER = "User:"
 COMPLETION_ASSISTANT = "Assistant:"
 
 
-def completion_prompt(messages: list[dict[str, str]]) -> str:
+def completion_prompt(messages: list[dict[str, Any]]) -> str:
     """The conversation as one prompt for the legacy Completions API, ending where the reply starts."""
     lines = []
     for message in messages:

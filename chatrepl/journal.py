@@ -19,9 +19,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatrepl.store import REASONING, TEXT, Store, StoreError, TurnStart
+
+if TYPE_CHECKING:
+    from chatrepl.conversation import Turn
+    from chatrepl.images import Image
 
 SAVE_INTERVAL = 0.25  # seconds between saves of a reply that is still streaming
 RETRY_INTERVAL = 2.0  # seconds before a failed change is tried again, if no other comes first
@@ -137,14 +141,16 @@ class Journal:
         system_prompt: str,
         conversation_parameters: dict[str, Any],
         sent_parameters: dict[str, Any],
+        images: tuple[Image, ...] = (),
     ) -> None:
-        """Save the user's message (None: it is saved already, as the last one) and a reply to come."""
+        """Save the user's message and its images (None: it is saved already, as the last one) and a
+        reply to come."""
         turn = self._turn = _Ids()
         self._unsaved, self._saved_at = {}, time.monotonic()
 
         def save(store: Store) -> None:
             start = TurnStart(
-                self.conversation_id, user_text, model, system_prompt, conversation_parameters, sent_parameters
+                self.conversation_id, user_text, model, system_prompt, conversation_parameters, sent_parameters, images
             )
             self.conversation_id, turn.user, turn.reply = store.begin_turn(start)
 
@@ -197,13 +203,13 @@ class Journal:
 
         self._submit(save)
 
-    def adopt(self, turns: list[tuple[str, str, str]], model: str, system_prompt: str) -> None:
-        """Save an imported conversation's (role, content, status) turns as a new conversation."""
+    def adopt(self, turns: list[Turn], model: str, system_prompt: str) -> None:
+        """Save an imported conversation's turns as a new conversation."""
         if not turns:
             return
 
         def save(store: Store) -> None:
-            title = " ".join(turns[0][1].split())[:60]
+            title = " ".join(turns[0].content.split())[:60]
             self.conversation_id = store.import_conversation(model, system_prompt, title, turns)
 
         self._submit(save)

@@ -27,6 +27,7 @@ class ModelInfo:
     reasoning_effort: bool | None = None  # takes reasoning_effort; None: not known (a model not in the catalogue)
     json_mode: bool = True
     api: str = "chat"
+    vision: bool | None = None  # takes images; None: not known (a model not in the catalogue)
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float | None:
         """US dollars for a request, or None when the price is unknown."""
@@ -50,6 +51,8 @@ class ModelInfo:
             facts.append("takes no temperature, top_p or penalties (not sent)")
         if self.reasoning_effort:
             facts.append("takes reasoning_effort")
+        if self.vision:
+            facts.append("sees images")
         return facts
 
 
@@ -71,6 +74,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "reasoning_effort": (bool,),
     "json_mode": (bool,),
     "api": (str,),
+    "vision": (bool,),
 }
 _KIND_NAMES = {(int,): "a whole number", (int, float): "a number", (str,): "text", (bool,): "true or false"}
 _CHOICES = {"api": ("chat", "completions"), "max_tokens_param": ("max_tokens", "max_completion_tokens")}
@@ -103,9 +107,9 @@ class Catalogue:
         """`user_models` come from `where`; ValueError names what is wrong with one."""
         bundled = tomllib.loads(resources.files("chatrepl").joinpath("data/models.toml").read_text("utf-8"))
         self.prices_checked: str = bundled["prices_checked"]
-        # A model in the catalogue takes reasoning_effort only where its entry says so.
+        # A model in the catalogue takes reasoning_effort, and images, only where its entry says so.
         self._models = {
-            name: _info(name, {"reasoning_effort": False, **entry}, "models.toml")
+            name: _info(name, {"reasoning_effort": False, "vision": False, **entry}, "models.toml")
             for name, entry in bundled["models"].items()
         }
         for name, entry in (user_models or {}).items():
@@ -118,6 +122,15 @@ class Catalogue:
 
     def names(self) -> list[str]:
         return sorted(self._models)
+
+    def cheapest_seeing(self) -> str | None:
+        """The model that takes images at the lowest input price, to suggest; None if none is known."""
+        seeing = [info for info in self._models.values() if info.vision]
+        return (
+            min(seeing, key=lambda info: (info.input_per_million is None, info.input_per_million or 0)).name
+            if seeing
+            else None
+        )
 
     def lookup(self, name: str) -> ModelInfo:
         """The model's entry; a dated version falls back to its base name; unknown models get an empty entry."""

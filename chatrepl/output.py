@@ -162,6 +162,8 @@ class Output:
         for turn in turns:
             if turn.role == "user":
                 self.user_line(turn.content)
+                if turn.images:
+                    self.note(f"with {', '.join(image.describe() for image in turn.images)}")
             else:
                 self.whole_reply(turn.content, turn.status)
 

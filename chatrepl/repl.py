@@ -22,7 +22,9 @@ from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
 from chatrepl import __version__, commands
+from chatrepl.attachments import Pending
 from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
+from chatrepl.images import media_type
 from chatrepl.models import money_text
 from chatrepl.output import PROMPT, Output
 from chatrepl.sanitize import sanitize
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
     from chatrepl.config import Settings
     from chatrepl.conversation import Turn
+    from chatrepl.images import Image
     from chatrepl.models import Catalogue
     from chatrepl.session import ChatSession
     from chatrepl.store import Store
@@ -44,15 +47,19 @@ class _ArgumentCompleter(Completer):
 
     def __init__(self, repl: Repl) -> None:
         self.repl = repl
-        self.paths = PathCompleter(expanduser=True)
+        self.paths = {
+            "/file": PathCompleter(expanduser=True),
+            "/image": PathCompleter(expanduser=True, file_filter=_is_image_or_folder),
+        }
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         text = document.text_before_cursor
         if not text.startswith("/"):
             return
         word, space, argument = text.partition(" ")
-        if word == "/file" and space and " " not in argument:
-            for found in self.paths.get_completions(Document(argument), complete_event):
+        if word in self.paths and space:
+            last = argument.rsplit(" ", 1)[-1]  # the path being written
+            for found in self.paths[word].get_completions(Document(last), complete_event):
                 # File names are outside text too: prompt_toolkit shows C0 and C1 controls, not bidi overrides.
                 shown = sanitize(found.display_text)
                 yield Completion(found.text, found.start_position, display=shown, display_meta=found.display_meta)
@@ -75,6 +82,17 @@ class _ArgumentCompleter(Completer):
         for candidate, description in candidates.items():
             if candidate.startswith(argument):
                 yield Completion(candidate, start_position=-len(argument), display_meta=sanitize(description))
+
+
+def _is_image_or_folder(name: str) -> bool:
+    """Whether a completion after /image offers `name`: a folder, or a file that starts as an image does."""
+    if os.path.isdir(name):
+        return True
+    try:
+        with open(name, "rb") as file:
+            return media_type(file.read(12)) is not None
+    except OSError:
+        return False
 
 
 def _input_keys(repl: Repl) -> KeyBindings:
@@ -123,13 +141,14 @@ class Repl:
         toolbar: bool = True,
         multiline: bool = False,
         prompt_io: dict[str, Any] | None = None,
+        attachments: Pending | None = None,
     ) -> None:
         self.session = session
         self.output = output
         self.terminal = output.terminal
         self.server_models: list[str] = []  # filled in the background from the server's /models
         self.pending = ""  # text for the next prompt: a failed message, an edited one
-        self.attachments: list[str] = []  # files (/file) that go with the next message
+        self.attachments = attachments or Pending()  # files and images that go with the next message
         self.multiline = multiline
         self.history_kept = history
         self.toolbar_shown = toolbar
@@ -158,12 +177,15 @@ class Repl:
         examples: list[Turn],
         output: Output,
         prompt_io: dict[str, Any] | None = None,
+        attachments: Pending | None = None,
     ) -> Repl:
-        """The REPL chatrepl runs: a session on the settings' server, the prompt as the settings say."""
+        """The REPL chatrepl runs: a session on the settings' server, the prompt as the settings say,
+        and `attachments` (or none yet, within the settings' limits) for the first message."""
         from chatrepl.session import ChatSession
 
         session = ChatSession.from_settings(settings, catalogue, store, examples)
-        return cls(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io)
+        attachments = attachments or Pending(settings.file_limit, settings.image_limit)
+        return cls(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io, attachments)
 
     def keep_history(self, keep: bool) -> None:
         self.history_kept = keep
@@ -174,7 +196,7 @@ class Repl:
         self.prompt.bottom_toolbar = self.toolbar_text if show else None
 
     def toolbar_text(self) -> str:
-        """Model · mode · context used · session cost · whether saving fails."""
+        """Model · mode · context used · session cost · whether saving fails · what is attached."""
         session = self.session
         mode = (
             "completion"
@@ -190,6 +212,8 @@ class Repl:
             parts.append(f"session {money_text(session.tally.cost)}")
         if session.writer is not None and session.writer.failing:
             parts.append("not saving (retrying)")
+        if self.attachments.items:
+            parts.append(f"attached: {self.attachments.describe()}")
         return sanitize(" · ".join(parts))
 
     def _warm_up(self) -> None:
@@ -268,15 +292,21 @@ class Repl:
         return outcome.quit
 
     def ask(self, text: str) -> None:
-        """Send a message (with any attached files) and show the reply; if the request fails the
-        text is offered again, and the files stay attached."""
-        if self._turn("\n\n".join([*self.attachments, text])):
-            self.attachments = []
+        """Send a message (with what is attached) and show the reply; if the request fails the
+        text is offered again, and the attachments stay."""
+        images = self.attachments.images()
+        refusal = self.session.image_refusal() if images else None
+        if refusal:
+            self.output.error(f"{refusal} (/detach removes the images)")
+            self.pending = text
+        elif self._turn(self.attachments.message(text), images):
+            self.attachments.items.clear()
         else:
             self.pending = text
 
-    def _turn(self, message: str | None) -> bool:
-        """Answer `message`, or with None the last message again (/retry); False when nothing came back."""
+    def _turn(self, message: str | None, images: tuple[Image, ...] = ()) -> bool:
+        """Answer `message` with its images, or with None the last message again (/retry); False when
+        nothing came back."""
         session, output = self.session, self.output
         json = session.params.json and not uses_completions(session.params, session.rules)
         output.blank()
@@ -285,7 +315,7 @@ class Repl:
             if message is None:
                 outcome = session.retry(sink, self.terminal)
             else:
-                outcome = session.ask(message, sink, self.terminal)
+                outcome = session.ask(message, sink, self.terminal, images)
         output.outcome(outcome, json)
         output.status(outcome, session.session_cost(), session.context_used)
         output.blank()

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from chatrepl.conversation import Conversation, Turn
 from chatrepl.journal import Journal, Writer
 from chatrepl.models import money_text
-from chatrepl.turn import PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn
+from chatrepl.turn import PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn, uses_completions
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient, Request, Usage
     from chatrepl.config import Settings
+    from chatrepl.images import Image
     from chatrepl.models import Catalogue, ModelInfo
     from chatrepl.store import ConversationRow, Store
     from chatrepl.terminal import Terminal
@@ -159,7 +160,10 @@ class ChatSession:
         for key, value in saved.items():
             if key not in self.fixed:
                 self.params = self.params.replace(key, value)
-        turns = [Turn(message.role, message.content, message.status, message.reasoning) for message in messages]
+        turns = [
+            Turn(message.role, message.content, message.status, message.reasoning, message.images)
+            for message in messages
+        ]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
         self.journal = Journal(self.writer, row.id)
         return row
@@ -170,8 +174,7 @@ class ChatSession:
         self.system_prompt = conversation.system_prompt
         conversation.examples = self.examples
         self.conversation = conversation
-        turns = [(turn.role, turn.content, turn.status) for turn in conversation.turns]
-        self.journal.adopt(turns, self.model, self.system_prompt)
+        self.journal.adopt(conversation.turns, self.model, self.system_prompt)
 
     def _settings_changed(self) -> None:
         self.journal.settings(self.model, self.system_prompt, self.params.saved())
@@ -196,10 +199,21 @@ class ChatSession:
         self.journal.forget(message=True)
         return True
 
-    def ask(self, text: str, sink: Sink, terminal: Terminal) -> TurnOutcome:
-        """Send a message and record the reply; if nothing came back the message is taken out again."""
-        self.conversation.add_user(text)
-        return self._answer(sink, terminal, user_text=text)
+    def image_refusal(self) -> str | None:
+        """Why images cannot go with a message now (the model or the mode); None when they can."""
+        if uses_completions(self.params, self.rules):
+            return "completion mode sends no images: /mode chat first"
+        if self.rules.vision is False:
+            seeing = self.catalogue.cheapest_seeing()
+            other = f"; /model {seeing} can" if seeing else ""
+            return f"{self.model} cannot see images (the model catalogue says so){other}"
+        return None
+
+    def ask(self, text: str, sink: Sink, terminal: Terminal, images: tuple[Image, ...] = ()) -> TurnOutcome:
+        """Send a message (with its images) and record the reply; if nothing came back the message is
+        taken out again.  Check `image_refusal` before sending images."""
+        self.conversation.add_user(text, images)
+        return self._answer(sink, terminal, user_text=text, images=images)
 
     def retry(self, sink: Sink, terminal: Terminal) -> TurnOutcome:
         """Ask for the last reply again, replacing it (there must be a message)."""
@@ -207,11 +221,13 @@ class ChatSession:
         self.journal.forget(message=False)
         return self._answer(sink, terminal, user_text=None)
 
-    def _answer(self, sink: Sink, terminal: Terminal, user_text: str | None) -> TurnOutcome:
+    def _answer(
+        self, sink: Sink, terminal: Terminal, user_text: str | None, images: tuple[Image, ...] = ()
+    ) -> TurnOutcome:
         model, params, rules, journal = self.model, self.params, self.rules, self.journal
 
         def begin(request: Request) -> None:
-            journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params))
+            journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params), images)
 
         saving = _Saving(sink, journal, begin)
         outcome = run_turn(

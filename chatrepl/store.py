@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from chatrepl.config import app_dir, open_private
+from chatrepl.conversation import Turn
+from chatrepl.images import Image
 
 APPLICATION_ID = 0x63687270  # "chrp" in the file's header: this database is chatrepl's
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -68,6 +70,23 @@ MIGRATIONS = [
     ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
     ALTER TABLE reply_pieces ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
     """,
+    # A user message's images: each file's bytes stored once however often it is sent, and
+    # images given by address as the address.
+    """
+    CREATE TABLE images (
+        sha256 TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE message_images (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT REFERENCES images(sha256),
+        url TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (message_id, position)
+    );
+    CREATE INDEX message_images_by_image ON message_images(sha256);
+    """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
 
@@ -101,6 +120,7 @@ class MessageRow:
     content: str
     status: str
     reasoning: str = ""
+    images: tuple[Image, ...] = ()
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
@@ -257,12 +277,32 @@ class Store:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def import_conversation(self, model: str, system_prompt: str, title: str, turns: list[tuple[str, str, str]]) -> int:
-        """A whole conversation of (role, content, status) turns, in one transaction."""
+    @staticmethod
+    def _insert_images(db: sqlite3.Connection, message_id: int, images: tuple[Image, ...]) -> None:
+        for position, image in enumerate(images):
+            digest = None
+            if image.data:
+                digest = image.sha256
+                db.execute("INSERT OR IGNORE INTO images (sha256, data) VALUES (?, ?)", (digest, image.data))
+            db.execute(
+                "INSERT INTO message_images (message_id, position, name, sha256, url) VALUES (?, ?, ?, ?, ?)",
+                (message_id, position, image.name, digest, image.url),
+            )
+
+    @staticmethod
+    def _drop_unused_images(db: sqlite3.Connection) -> None:
+        """Delete the images no message refers to any more (after messages were deleted)."""
+        db.execute(
+            "DELETE FROM images WHERE NOT EXISTS (SELECT 1 FROM message_images m WHERE m.sha256 = images.sha256)"
+        )
+
+    def import_conversation(self, model: str, system_prompt: str, title: str, turns: list[Turn]) -> int:
+        """A whole conversation, in one transaction."""
         with self._write() as db:
             conversation_id = self._insert_conversation(db, model, system_prompt, title, {})
-            for role, content, status in turns:
-                self._insert_message(db, conversation_id, role, content, status, model, {})
+            for turn in turns:
+                message_id = self._insert_message(db, conversation_id, turn.role, turn.content, turn.status, model, {})
+                self._insert_images(db, message_id, turn.images)
         return conversation_id
 
     def set_conversation(
@@ -294,6 +334,7 @@ class Store:
             user_id = None
             if turn.user_text is not None:
                 user_id = self._insert_message(db, conversation_id, "user", turn.user_text, "complete", turn.model, {})
+                self._insert_images(db, user_id, turn.images)
             reply_id = self._insert_message(
                 db, conversation_id, "assistant", "", "interrupted", turn.model, turn.sent_parameters
             )
@@ -327,6 +368,7 @@ class Store:
                 " (SELECT 1 FROM messages WHERE conversation_id = conversations.id)",
                 (conversation_id,),
             )
+            self._drop_unused_images(db)
         return cursor.rowcount > 0
 
     def drop_last_exchange(self, conversation_id: int, keep_message: bool) -> None:
@@ -338,6 +380,7 @@ class Store:
             if row[0] is not None:
                 first = row[0] + 1 if keep_message else row[0]
                 db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, first))
+                self._drop_unused_images(db)
 
     def _conversation_rows(self, where: str, parameters: tuple[Any, ...]) -> list[ConversationRow]:
         rows = self._db.execute(
@@ -358,13 +401,23 @@ class Store:
         if not found:
             return None
         rows = self._db.execute(
-            f"SELECT m.role, m.content || {_PIECES.format(kind=TEXT)}, m.status,"
+            f"SELECT m.id, m.role, m.content || {_PIECES.format(kind=TEXT)}, m.status,"
             f" m.reasoning || {_PIECES.format(kind=REASONING)}"
             " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
             (conversation_id,),
         ).fetchall()
+        images: dict[int, list[Image]] = {}
+        for message_id, name, data, url in self._db.execute(
+            "SELECT p.message_id, p.name, i.data, p.url FROM message_images p"
+            " JOIN messages m ON m.id = p.message_id LEFT JOIN images i ON i.sha256 = p.sha256"
+            " WHERE m.conversation_id = ? ORDER BY p.message_id, p.position",
+            (conversation_id,),
+        ):
+            images.setdefault(message_id, []).append(Image(name, data or b"", url))
         messages = [
-            MessageRow(*row) for row in rows if row[1] or row[3] or row[0] != "assistant" or row[2] == "complete"
+            MessageRow(*row[1:], images=tuple(images.get(row[0], ())))
+            for row in rows
+            if row[2] or row[4] or row[1] != "assistant" or row[3] == "complete"
         ]
         return found[0], messages
 
@@ -394,6 +447,7 @@ class TurnStart:
     system_prompt: str
     conversation_parameters: dict[str, Any]  # what the conversation goes on with
     sent_parameters: dict[str, Any]  # what this request sent
+    images: tuple[Image, ...] = ()  # the user message's images
 
 
 def _json_object(text: str) -> dict[str, Any]:

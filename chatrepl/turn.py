@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,7 @@ from chatrepl.conversation import (
     Conversation,
     estimate_text_tokens,
     estimate_tokens,
+    message_text,
 )
 from chatrepl.terminal import POLL, Interrupted, Terminal
 
@@ -87,10 +89,17 @@ def uses_completions(params: Parameters, rules: ModelInfo) -> bool:
     return params.mode == "completion" or rules.api == "completions"
 
 
-def request_messages(conversation: Conversation, params: Parameters, skip: int = 0) -> list[dict[str, str]]:
+def sends_images(params: Parameters, rules: ModelInfo) -> bool:
+    """Whether a request carries images: not to a model the catalogue says cannot see, nor in completion mode."""
+    return rules.vision is not False and not uses_completions(params, rules)
+
+
+def request_messages(
+    conversation: Conversation, params: Parameters, rules: ModelInfo, skip: int = 0
+) -> list[dict[str, Any]]:
     """The messages to send; JSON mode needs the word JSON in them, so a system line says so if none does."""
-    messages = conversation.messages(skip)
-    if not params.json or any("json" in message["content"].lower() for message in messages):
+    messages = conversation.messages(skip, images=sends_images(params, rules))
+    if not params.json or any("json" in message_text(message).lower() for message in messages):
         return messages
     system = 1 if messages and messages[0]["role"] == "system" else 0
     return [*messages[:system], {"role": "system", "content": JSON_HINT}, *messages[system:]]
@@ -119,7 +128,13 @@ def build_request(
             sent["response_format"] = {"type": "json_object"}
         if params.reasoning_effort and rules.reasoning_effort is not False:
             sent["reasoning_effort"] = params.reasoning_effort
-    return Request(model, tuple(request_messages(conversation, params, skip)), sent, completion)
+    return Request(model, tuple(request_messages(conversation, params, rules, skip)), sent, completion)
+
+
+def estimate_prompt(conversation: Conversation, params: Parameters, rules: ModelInfo, skip: int = 0) -> int:
+    """A guess of the prompt tokens of the request `build_request` makes, images included."""
+    images = conversation.images(skip) if sends_images(params, rules) else []
+    return estimate_tokens(request_messages(conversation, params, rules, skip), images)
 
 
 def fit_context(conversation: Conversation, params: Parameters, rules: ModelInfo) -> int:
@@ -129,7 +144,7 @@ def fit_context(conversation: Conversation, params: Parameters, rules: ModelInfo
     reply_budget = params.max_tokens or min(rules.max_output or rules.context, rules.context // 4)
     skip = 0
     while skip < conversation.exchanges() - 1:
-        if estimate_tokens(request_messages(conversation, params, skip)) + reply_budget <= rules.context:
+        if estimate_prompt(conversation, params, rules, skip) + reply_budget <= rules.context:
             break
         skip += 1
     return skip
@@ -237,7 +252,7 @@ def run_turn(
         outcome.status, outcome.interrupted, outcome.leave = INTERRUPTED, True, int(leaving.code or 0)
     finally:
         sink.finish()
-    _settle(outcome, reply, rules)
+    _settle(outcome, reply, rules, lambda: estimate_prompt(conversation, params, rules, outcome.dropped))
     return outcome
 
 
@@ -291,7 +306,7 @@ def _stream(
             stream.cancel()
 
 
-def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:
+def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo, estimate: Callable[[], int]) -> None:
     """Fill in the outcome from what arrived: text, status, usage (estimated if none came) and cost."""
     outcome.text, outcome.refusal, outcome.reasoning = (
         "".join(reply.parts),
@@ -309,8 +324,7 @@ def _settle(outcome: TurnOutcome, reply: _Reply, rules: ModelInfo) -> None:
         outcome.status = FAILED
     outcome.usage = reply.usage
     if outcome.usage is None and content and outcome.request is not None:
-        prompt = estimate_tokens(list(outcome.request.messages))
-        outcome.usage = Usage(prompt, estimate_text_tokens(content), estimated=True)
+        outcome.usage = Usage(estimate(), estimate_text_tokens(content), estimated=True)
     if outcome.usage is not None:
         usage = outcome.usage
         outcome.cost = rules.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)

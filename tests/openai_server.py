@@ -138,7 +138,12 @@ class FakeOpenAI(ThreadingHTTPServer):
             if self.reply is not None:
                 return Script(text=self.reply)
             users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
-            return script_for_message(str(users[-1]) if users else "")
+            last = users[-1] if users else ""
+            if isinstance(last, list):  # content parts: text and images
+                text = " ".join(part.get("text", "") for part in last if part.get("type") == "text")
+                images = sum(part.get("type") == "image_url" for part in last)
+                return Script(text=f"I see {images} image(s). You said: **{text}**")
+            return script_for_message(str(last))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients hanging up is part of the job; tests check what they received

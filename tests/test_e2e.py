@@ -208,15 +208,14 @@ def test_time_spent_stopped_is_not_taken_for_a_silent_server(server: FakeOpenAI,
 def test_ctrl_c_while_a_long_history_is_shown_comes_back_to_the_prompt(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    from chatrepl.conversation import Turn
     from chatrepl.store import Store
 
     db = tmp_path / "chatrepl.db"
     store = Store(db)
     reply = "Some **markdown** with `code`.\n\n```python\nprint('hello')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
-    turns = [
-        turn for n in range(1500) for turn in (("user", f"question {n}", "complete"), ("assistant", reply, "complete"))
-    ]
-    turns.append(("assistant", "THE LAST REPLY", "complete"))
+    turns = [turn for n in range(1500) for turn in (Turn("user", f"question {n}"), Turn("assistant", reply))]
+    turns.append(Turn("assistant", "THE LAST REPLY"))
     store.import_conversation("test-model", "be brief", "a long one", turns)
     store.close()
     server.enqueue(Script(text="Still here."))

@@ -450,11 +450,12 @@ def test_file_attaches_text_and_refuses_binary_and_big_files(
     keys += f"/file {notes} what to buy?\r/file {tmp_path / 'missing.txt'}\r"
     _, output, _ = run_repl(settings, keys)
     first, second = (request["messages"][-1]["content"] for request in server.requests)
-    assert first == "File notes.md:\n\n```\n# Notes\n\nremember the milk\n\n```\n\nsummarize"
-    assert second.endswith("remember the milk\n\n```\n\nwhat to buy?")
-    assert "notes.md (27 bytes) goes with your next message" in output
-    assert "cannot attach" in output and "it is a binary file" in output and "the limit is 262,144" in output
-    assert output.count("cannot attach") == 3
+    assert first == f"File {notes}:\n```markdown\n# Notes\n\nremember the milk\n```\n\nsummarize"
+    assert second.endswith("remember the milk\n```\n\nwhat to buy?")
+    assert "notes.md (29 B)" in output and "goes with your next message" in output
+    assert "cannot attach" in output and "it is a binary file" in output
+    assert "did not fit in the 256 KB left for files (file_limit)" in output and "big.txt (293 KB)" in output
+    assert "missing.txt: No such file or directory" in output
 
 
 def test_copy_writes_the_clipboard_through_the_terminal(server: FakeOpenAI, settings: Settings) -> None:

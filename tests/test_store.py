@@ -22,7 +22,7 @@ from prompt_toolkit.input import create_pipe_input
 from rich.console import Console
 
 from chatrepl.config import Settings
-from chatrepl.conversation import INTERRUPTED
+from chatrepl.conversation import INTERRUPTED, Turn
 from chatrepl.store import APPLICATION_ID, MIGRATIONS, NotChatreplDatabase, Store
 
 
@@ -34,7 +34,7 @@ def rows(path: Path, query: str) -> list[tuple]:
 def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "data" / "chatrepl" / "chatrepl.db"
     store = Store(path)
-    store.import_conversation("m", "s", "t", [("user", "hi", "complete")])
+    store.import_conversation("m", "s", "t", [Turn("user", "hi")])
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
@@ -48,7 +48,7 @@ def test_files_are_private_and_the_schema_is_versioned(tmp_path: Path) -> None:
 def damage(path: Path) -> bytes:
     """Make `path` a chatrepl database whose first page is garbage; return its bytes."""
     store = Store(path)
-    store.import_conversation("m", "s", "t", [("user", "hi", "complete")])
+    store.import_conversation("m", "s", "t", [Turn("user", "hi")])
     store.close()
     data = bytearray(path.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)  # the header stays: it is chatrepl's file, damaged
@@ -214,10 +214,11 @@ def test_two_processes_writing_at_once_lose_nothing(
         [
             "import sys",
             "from pathlib import Path",
+            "from chatrepl.conversation import Turn",
             "from chatrepl.store import Store",
             "store = Store(Path(sys.argv[1]))",
             "for n in range(100):",
-            "    store.import_conversation('m', 's', f'{sys.argv[2]}-{n}', [('user', 'hi', 'complete')])",
+            "    store.import_conversation('m', 's', f'{sys.argv[2]}-{n}', [Turn('user', 'hi')])",
         ]
     )
     writers = [subprocess.Popen([sys.executable, "-c", script, str(db), name], env=env) for name in ("a", "b")]
