@@ -452,7 +452,7 @@ def test_file_attaches_text_and_refuses_binary_and_big_files(
     first, second = (request["messages"][-1]["content"] for request in server.requests)
     assert first == f"File {notes}:\n```markdown\n# Notes\n\nremember the milk\n```\n\nsummarize"
     assert second.endswith("remember the milk\n```\n\nwhat to buy?")
-    assert "notes.md (29 B)" in output and "goes with your next message" in output
+    assert "notes.md (27 B)" in output and "goes with your next message" in output
     assert "cannot attach" in output and "it is a binary file" in output
     assert "did not fit in the 256 KB left for files (file_limit)" in output and "big.txt (293 KB)" in output
     assert "missing.txt: No such file or directory" in output
