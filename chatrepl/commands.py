@@ -264,7 +264,9 @@ def _model(context: Context, words: list[str]) -> Outcome:
     context.output.note(" · ".join([f"model {session.model}", *session.rules.facts()]))
     unseen = len(session.conversation.images()) if session.rules.vision is False else 0
     if unseen:
-        context.output.note(f"{session.model} cannot see images: the {unseen} in this conversation go by name only")
+        context.output.note(
+            f"{session.model} cannot see images: the {unseen} image(s) in this conversation are sent by name only"
+        )
     return CONTINUE
 
 

@@ -261,7 +261,7 @@ def test_switching_to_a_model_that_cannot_see_says_the_images_go_by_name(
     (tmp_path / "p.png").write_bytes(png(2, 2))
     settings.model = "gpt-4o"
     _, output, _ = run_repl(settings, f"/image {tmp_path / 'p.png'} look\r/model gpt-3.5-turbo\rtell me more\r")
-    assert "gpt-3.5-turbo cannot see images: the 1 in this conversation go by name only" in output
+    assert "gpt-3.5-turbo cannot see images: the 1 image(s) in this conversation are sent by name only" in output
     assert server.requests[1]["messages"][1]["content"] == f"look\n[image not shown: {tmp_path / 'p.png'}]"
 
 
