@@ -74,9 +74,9 @@ class Pending:
         return tuple(item for item in self.items if isinstance(item, Image))
 
     def message(self, text: str) -> str:
-        """The message sent: the text files' blocks, then the text."""
+        """The message sent: the text, then the text files' blocks (as piped text follows a question)."""
         blocks = [item.block() for item in self.items if isinstance(item, TextFile)]
-        return "\n\n".join([*blocks, text] if text else blocks)
+        return "\n\n".join([text, *blocks] if text else blocks)
 
     def file_room(self) -> int:
         """Bytes of text files the message can still take."""

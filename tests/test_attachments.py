@@ -109,7 +109,9 @@ def test_several_files_by_glob_with_spaces_and_home_within_the_limit(
     assert files[0].block() == f"File {tmp_path}/src/a.py:\n```python\nprint('a')\n```"
     assert files[1].block().splitlines()[1] == "````python"
     pending = Pending(items=[*files])
-    assert pending.message("why?").endswith("```text\nmilk\n```\n\nwhy?")
+    assert pending.message("why?").startswith("why?\n\nFile ") and pending.message("why?").endswith(
+        "```text\nmilk\n```"
+    )
 
 
 def test_sizes_are_read_with_units() -> None:
@@ -182,7 +184,7 @@ def test_a_failed_request_keeps_them_attached_for_the_next_try(
     assert "  1  " in output and "p.png (" in output and "  2  " in output and "n.txt (5 B)" in output
     assert "boom" in output and "Seen." in output
     failed, sent = (image_parts(request) for request in server.requests)
-    assert failed == sent and sent[0]["text"].endswith("note\n```\n\nlook")
+    assert failed == sent and sent[0]["text"].startswith("look\n\nFile ") and sent[0]["text"].endswith("note\n```")
     assert repl.attachments.items == []
 
 
@@ -275,7 +277,7 @@ def test_file_question_waits_when_a_file_could_not_go(server: FakeOpenAI, settin
     run_repl(settings, keys + "\r")  # Enter sends the question kept, with the file that could go
     assert (
         server.requests[0]["messages"][-1]["content"]
-        == f"File {tmp_path / 'a.txt'}:\n```text\nalpha\n```\n\ncompare them"
+        == f"compare them\n\nFile {tmp_path / 'a.txt'}:\n```text\nalpha\n```"
     )
 
 
@@ -310,14 +312,14 @@ def test_one_shot_flags_attach_images_and_files(server: FakeOpenAI, cli_env: dic
     done = run_cli(cli_env, "--image", str(tmp_path / "p.png"), "--file", str(tmp_path / "a.md"), "what is here?")
     assert done.returncode == 0, done.stderr
     parts = image_parts(server.requests[0])
-    assert parts[0]["text"] == f"File {tmp_path / 'a.md'}:\n```markdown\n# A\n```\n\nwhat is here?"
+    assert parts[0]["text"] == f"what is here?\n\nFile {tmp_path / 'a.md'}:\n```markdown\n# A\n```"
     assert data_of(parts[1]) == png(2, 3)
     assert b"I see 1 image(s)" in done.stdout
     piped = run_cli(cli_env, "--image", "-", "and this?", stdin=png(4, 4))
     assert piped.returncode == 0 and data_of(image_parts(server.requests[1])[1]) == png(4, 4)
     text = run_cli(cli_env, "--file", "-", "summarize", stdin=b"line one\n")
     assert text.returncode == 0
-    assert server.requests[2]["messages"][-1]["content"] == "File standard input:\n```\nline one\n```\n\nsummarize"
+    assert server.requests[2]["messages"][-1]["content"] == "summarize\n\nFile standard input:\n```\nline one\n```"
 
 
 def test_one_shot_refusals_are_one_line_and_send_nothing(

@@ -450,8 +450,8 @@ def test_file_attaches_text_and_refuses_binary_and_big_files(
     keys += f"/file {notes} what to buy?\r/file {tmp_path / 'missing.txt'}\r"
     _, output, _ = run_repl(settings, keys)
     first, second = (request["messages"][-1]["content"] for request in server.requests)
-    assert first == f"File {notes}:\n```markdown\n# Notes\n\nremember the milk\n```\n\nsummarize"
-    assert second.endswith("remember the milk\n```\n\nwhat to buy?")
+    assert first == f"summarize\n\nFile {notes}:\n```markdown\n# Notes\n\nremember the milk\n```"
+    assert second.startswith("what to buy?\n\nFile ")
     assert "notes.md (27 B)" in output and "goes with your next message" in output
     assert "cannot attach" in output and "it is a binary file" in output
     assert "did not fit in the 256 KB left for files (file_limit)" in output and "big.txt (293 KB)" in output
