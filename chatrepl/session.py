@@ -174,7 +174,7 @@ class ChatSession:
         self.system_prompt = conversation.system_prompt
         conversation.examples = self.examples
         self.conversation = conversation
-        self.journal.adopt(conversation.turns, self.model, self.system_prompt)
+        self.journal.adopt(list(conversation.turns), self.model, self.system_prompt)
 
     def _settings_changed(self) -> None:
         self.journal.settings(self.model, self.system_prompt, self.params.saved())
