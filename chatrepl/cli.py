@@ -189,8 +189,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust the .env found from here upward, as it is now, to choose where the API key goes",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
-    parser.add_argument("--version", action="version", version=f"chatrepl {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="show the versions of chatrepl, Python, openai, prompt_toolkit and rich, and exit",
+    )
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """--version: what a bug report needs, read from the installed packages' metadata (nothing is imported)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        import platform
+        from importlib import metadata
+
+        lines = [
+            f"chatrepl {__version__}",
+            f"Python {platform.python_version()} ({platform.python_implementation()}, {platform.system()}"
+            f" {platform.machine()})",
+        ]
+        for package in ("openai", "prompt_toolkit", "rich"):
+            try:
+                lines.append(f"{package} {metadata.version(package)}")
+            except metadata.PackageNotFoundError:
+                lines.append(f"{package} not installed")
+        print("\n".join(lines))
+        parser.exit()
 
 
 def _read_stdin() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
 import sys
@@ -175,8 +176,18 @@ def test_flags_reach_the_request(server: FakeOpenAI, cli_env: dict[str, str]) ->
     assert request["messages"][0] == {"role": "system", "content": "be terse"}
 
 
+def version_lines() -> list[str]:
+    """What --version says: chatrepl's version, Python's, and the versions of the libraries installed."""
+    from importlib import metadata
+
+    libraries = [f"{name} {metadata.version(name)}" for name in ("openai", "prompt_toolkit", "rich")]
+    return [f"chatrepl {__version__}", f"Python {platform.python_version()}", *libraries]
+
+
 def test_version_and_help(cli_env: dict[str, str]) -> None:
-    assert chatrepl(cli_env, "--version").stdout.strip() == f"chatrepl {__version__}"
+    shown = chatrepl(cli_env, "--version").stdout.splitlines()
+    assert shown[0] == f"chatrepl {__version__}" and shown[1].startswith(f"Python {platform.python_version()} (")
+    assert [shown[0], shown[1].split(" (")[0], *shown[2:]] == version_lines()
     help_text = chatrepl(cli_env, "--help").stdout
     for flag in (
         "--model",
@@ -196,7 +207,7 @@ def test_python_dash_m_works(cli_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chatrepl", "--version"], capture_output=True, text=True, env=cli_env, timeout=30
     )
-    assert result.stdout.strip() == f"chatrepl {__version__}"
+    assert result.stdout.splitlines()[0] == f"chatrepl {__version__}" and len(result.stdout.splitlines()) == 5
 
 
 @pytest.mark.parametrize(
