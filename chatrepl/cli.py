@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from chatrepl import __version__, config
 from chatrepl.attachments import STDIN, Pending, read_files, read_images
+from chatrepl.completion import SHELLS
 from chatrepl.output import emit, report
 from chatrepl.terminal import Interrupted, Terminal
 
@@ -41,8 +42,9 @@ api_key in the config file ($XDG_CONFIG_HOME/chatrepl/config.toml, or CHATREPL_C
 """
 
 
-def _flag_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
-    """An argparse type that reports the parser's own message on a bad value."""
+def _flag_type(parse: Callable[[Any], Any], choices: Sequence[str] = ()) -> Callable[[str], Any]:
+    """An argparse type that reports the parser's own message on a bad value; `choices` are the
+    values it takes, for shell completion."""
 
     def convert(value: str) -> Any:
         try:
@@ -51,6 +53,7 @@ def _flag_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(err)) from None
 
     convert.__name__ = parse.__name__
+    convert.choices = tuple(choices)  # type: ignore[attr-defined]
     return convert
 
 
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", type=_flag_type(config.choices), help="completion mode: how many replies (1 to 16)")
     parser.add_argument(
         "--reasoning-effort",
-        type=_flag_type(config.reasoning_effort),
+        type=_flag_type(config.reasoning_effort, config.REASONING_EFFORTS),
         metavar="EFFORT",
         help="how hard a reasoning model thinks: minimal, low, medium or high",
     )
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--thinking",
-        type=_flag_type(config.thinking),
+        type=_flag_type(config.thinking, config.THINKING_MODES),
         metavar="MODE",
         help="a thinking model's reasoning: collapse (default: live, then one line), show (kept above the answer;"
         " to standard error when answering once), hide",
@@ -190,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument(
+        "--completion-script",
+        action=_CompletionAction,
+        choices=SHELLS,
+        metavar="SHELL",
+        help='print the completion script for bash, zsh or fish: eval "$(chatrepl --completion-script bash)"',
+    )
+    parser.add_argument(
         "--version",
         action=_VersionAction,
         nargs=0,
@@ -216,6 +226,16 @@ class _VersionAction(argparse.Action):
             except metadata.PackageNotFoundError:
                 lines.append(f"{package} not installed")
         print("\n".join(lines))
+        parser.exit()
+
+
+class _CompletionAction(argparse.Action):
+    """--completion-script SHELL: the flags' completion for that shell, made from this parser."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, *args: Any) -> NoReturn:
+        from chatrepl.completion import script
+
+        print(script(values, parser), end="")
         parser.exit()
 
 

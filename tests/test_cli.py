@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -203,6 +206,15 @@ def test_version_and_help(cli_env: dict[str, str]) -> None:
     assert "examples:" in help_text
 
 
+@pytest.mark.skipif(
+    not os.environ.get("CHATREPL_TEST_INSTALLED"), reason="only where CI runs the suite against the installed wheel"
+)
+def test_the_package_tested_is_the_one_installed() -> None:
+    import chatrepl
+
+    assert Path(chatrepl.__file__).resolve().is_relative_to(Path(sys.prefix).resolve()), chatrepl.__file__
+
+
 def test_python_dash_m_works(cli_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chatrepl", "--version"], capture_output=True, text=True, env=cli_env, timeout=30
@@ -302,3 +314,53 @@ def test_a_password_in_the_base_url_is_never_shown(cli_env: dict[str, str]) -> N
         assert "hunter2" not in result.stdout + result.stderr
     assert 'base_url = "http://me:***@127.0.0.1:9/v1"' in shown.stdout
     assert "cannot reach http://me:***@127.0.0.1:9/v1" in failed.stderr
+
+
+def bash_completes(cli_env: dict[str, str], *words: str) -> list[str]:
+    """What bash offers for the last of `words`, with chatrepl's completion script loaded as the README says."""
+    line = " ".join(shlex.quote(word) for word in words)
+    program = (
+        f'eval "$({shlex.quote(installed_chatrepl())} --completion-script bash)"\n'
+        f"COMP_WORDS=(chatrepl {line}); COMP_CWORD={len(words)}\n"
+        '_chatrepl; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "--norc", "-c", program], env=cli_env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completes_flags_and_their_values(cli_env: dict[str, str]) -> None:
+    assert bash_completes(cli_env, "--mod") == ["--model"]
+    assert bash_completes(cli_env, "--ima") == ["--image"]
+    assert bash_completes(cli_env, "--thinking", "s") == ["show"]
+    assert bash_completes(cli_env, "hello", "--reasoning-effort", "") == ["minimal", "low", "medium", "high"]
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_scripts_name_every_flag_and_parse(shell: str, cli_env: dict[str, str]) -> None:
+    from chatrepl.cli import build_parser
+
+    script = chatrepl(cli_env, "--completion-script", shell).stdout
+    flags = [name for action in build_parser()._actions for name in action.option_strings if name.startswith("--")]
+    if shell == "fish":
+        assert all(f" -l {flag[2:]} " in script for flag in flags)
+    else:
+        assert all(f"{flag}[" in script or f",{flag}}}" in script for flag in flags)
+        assert script.startswith("#compdef chatrepl\n")
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed here to parse the script")
+    checked = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_readme_flag_table_and_help_list_the_same_flags(cli_env: dict[str, str]) -> None:
+    from chatrepl.cli import build_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("| flag | meaning |", 1)[1].split("\n\n", 1)[0]
+    spans = [row.split("|")[1] for row in table.strip().splitlines()[1:]]  # the first column of each row
+    documented = {flag for span in spans for flag in re.findall(r"(?<![\w-])--?[a-z][a-z-]*", span)}
+    flags = {name for action in build_parser()._actions for name in action.option_strings}
+    assert documented == flags, f"only in README: {documented - flags}; only in --help: {flags - documented}"
+    help_text = chatrepl(cli_env, "--help").stdout
+    assert all(flag in help_text for flag in flags)
