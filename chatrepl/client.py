@@ -348,11 +348,10 @@ class ChatClient:
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__ or err.__context__
             detail = f": {cause}" if cause else ""
-            return ChatError(
-                "connection",
-                self._mask(f"cannot reach {self.base_url}{detail}"),
-                "is the server running? check OPENAI_BASE_URL or --base-url",
-            )
+            hint = "is the server running? check OPENAI_BASE_URL or --base-url"
+            if "CERTIFICATE_VERIFY_FAILED" in detail:
+                hint = "a server with a private certificate authority: set SSL_CERT_FILE to its certificate (PEM)"
+            return ChatError("connection", self._mask(f"cannot reach {self.base_url}{detail}"), hint)
         if isinstance(err, openai.APIStatusError):
             return self._status_error(err, model)
         if isinstance(err, openai.APIError):

@@ -17,6 +17,7 @@ import json
 import queue
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -109,8 +110,13 @@ class FakeOpenAI(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve HTTPS with this context's certificate."""
         super().__init__(("127.0.0.1", port), _Handler)
+        self.scheme = "http"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.scripts: queue.Queue[Script] = queue.Queue()
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
@@ -125,7 +131,7 @@ class FakeOpenAI(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/v1"
 
     def enqueue(self, *scripts: Script) -> None:
         for script in scripts:
