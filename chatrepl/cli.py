@@ -225,7 +225,7 @@ class _VersionAction(argparse.Action):
                 lines.append(f"{package} {metadata.version(package)}")
             except metadata.PackageNotFoundError:
                 lines.append(f"{package} not installed")
-        print("\n".join(lines))
+        emit("\n".join(lines))
         parser.exit()
 
 
@@ -235,7 +235,7 @@ class _CompletionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, *args: Any) -> NoReturn:
         from chatrepl.completion import script
 
-        print(script(values, parser), end="")
+        emit(script(values, parser).rstrip("\n"))
         parser.exit()
 
 
