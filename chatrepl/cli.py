@@ -33,6 +33,10 @@ examples:
   cat notes.md | chatrepl "summarize this"   the question, then the piped text
   chatrepl -m gpt-4.1 -t 0.2 --max-tokens 500
   chatrepl --base-url http://127.0.0.1:8080/v1   any OpenAI-compatible server
+  chatrepl --image shot.png "what is wrong here?"
+  git diff | chatrepl --file - "review this"
+  chatrepl -c                                go on with the last conversation
+  eval "$(chatrepl --completion-script bash)"   Tab completes the flags
 
 in a conversation: Enter sends, Alt-Enter adds a new line, Ctrl-C stops a reply,
 "new" starts over, "quit" or Ctrl-D leaves, /help lists the commands.
