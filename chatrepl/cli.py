@@ -191,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-config", action="store_true", help="show every setting, its value and where it came from"
     )
     parser.add_argument(
+        "--providers",
+        action="store_true",
+        help="list the providers (PROVIDER:MODEL), where each comes from, whether its key is set and it answers",
+    )
+    parser.add_argument(
         "--allow-env",
         action="store_true",
         help="trust the .env found from here upward, as it is now, to choose where the API key goes",
@@ -281,10 +286,22 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     if args.print_config:
         emit(config.describe(settings))
         return 0
+    from chatrepl import providers
+
+    if args.providers:
+        emit(providers.report(settings))
+        return 0
+    provider, _ = providers.split_model(settings.model, providers.catalogue(settings.providers))
+    if provider is not None:
+        try:
+            providers.key_for(provider, settings.provider_keys)
+        except providers.MissingKey as err:
+            report("error", str(err))
+            return 2
     from chatrepl import local
 
     automatic = False
-    if not settings.local and not settings.api_key and not settings.base_url:
+    if provider is None and not settings.local and not settings.api_key and not settings.base_url:
         # local = false turns the automatic local model off
         automatic = settings.local is None and local.available()
         if not automatic:

@@ -23,6 +23,7 @@ from chatrepl import config
 from chatrepl.attachments import AttachError, Pending, read_files, read_images, split_paths
 from chatrepl.config import SAMPLING_KEYS
 from chatrepl.conversation import from_json, to_json, to_markdown
+from chatrepl.providers import MissingKey
 from chatrepl.render import code_blocks
 
 if TYPE_CHECKING:
@@ -260,7 +261,11 @@ def _model(context: Context, words: list[str]) -> Outcome:
         ok, value = _parsed(context, "model", _one(words))
         if not ok:
             return CONTINUE
-        session.switch_model(value)
+        try:
+            session.switch_model(value)
+        except MissingKey as err:
+            context.output.error(f"{err} (the model stays {session.model})")
+            return CONTINUE
     context.output.note(" · ".join([f"model {session.model}", *session.rules.facts()]))
     unseen = len(session.conversation.images()) if session.rules.vision is False else 0
     if unseen:
@@ -513,9 +518,10 @@ COMMANDS = (
         "model",
         (),
         "NAME",
-        "switch model (Tab completes); alone: show the model",
+        "switch model, PROVIDER:MODEL for a provider's (Tab completes); alone: show the model",
         _model,
-        details="Tab offers the models chatrepl knows and those the server lists.\n"
+        details="Tab offers the models chatrepl knows and those the server lists, and PROVIDER: prefixes;\n"
+        "after one, that provider's models (asked of it once). chatrepl --providers lists them.\n"
         "The conversation goes on with the new model; its context window and prices are shown.",
     ),
     Command(

@@ -7,7 +7,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatrepl.providers import Provider
 
 try:
     import tomllib
@@ -283,6 +286,8 @@ class Settings:
     file_limit: int = FILE_LIMIT
     image_limit: int = IMAGE_LIMIT
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
+    providers: dict[str, Provider] = field(default_factory=dict)  # [providers.NAME] from config.toml
+    provider_keys: dict[str, str] = field(default_factory=dict)  # the providers' key variables that are set
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)
 
@@ -427,6 +432,13 @@ def _layered(
             except ValueError as err:
                 raise ConfigError(str(err)) from None
             settings.models = raw
+        elif key == "providers" and isinstance(raw, dict):
+            from chatrepl.providers import check_entry as check_provider
+
+            try:
+                settings.providers = {name: check_provider(name, entry, str(path)) for name, entry in raw.items()}
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")
     for option in OPTIONS:
@@ -437,6 +449,8 @@ def _layered(
         if value is not None:
             setattr(settings, key, value)
             settings.sources[key] = flag_names.get(key, f"--{key.replace('_', '-')}")
+    variables = {provider.api_key_env for provider in settings.providers.values() if provider.api_key_env}
+    settings.provider_keys = {name: merged_env[name] for name in variables if merged_env.get(name, "").strip()}
     return settings
 
 
@@ -475,8 +489,9 @@ def keep_secrets(settings: Settings) -> None:
 
     from chatrepl.sanitize import keep_secret
 
-    if settings.api_key:
-        keep_secret(settings.api_key, mask_key(settings.api_key))
+    for key in (settings.api_key, *settings.provider_keys.values()):
+        if key:
+            keep_secret(key, mask_key(key))
     password = urlsplit(settings.base_url).password if settings.base_url else None
     if password:
         keep_secret(f":{password}@", ":***@")  # with its delimiters: a short password masks nothing else
@@ -502,6 +517,10 @@ def describe(settings: Settings) -> str:
         )
     for name, entry in settings.models.items():
         lines.append(f"models.{_toml(name)} = {_toml(entry)}  # config file")
+    for name, provider in settings.providers.items():
+        entry = {"base_url": provider.base_url, "api_key_env": provider.api_key_env, "models": list(provider.models)}
+        written = {key: value for key, value in entry.items() if value}
+        lines.append(f"providers.{_toml(name)} = {_toml(written)}  # config file")
     return "\n".join(lines)
 
 

@@ -132,6 +132,10 @@ class Catalogue:
             else None
         )
 
+    def knows(self, name: str) -> bool:
+        """Whether the catalogue has an entry for the model (or its dated version's base name)."""
+        return name in self._models or _DATED_SUFFIX.sub("", name) in self._models
+
     def lookup(self, name: str) -> ModelInfo:
         """The model's entry; a dated version falls back to its base name; unknown models get an empty entry."""
         if name in self._models:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter, ThreadedCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import History, InMemoryHistory
@@ -27,6 +27,7 @@ from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
 from chatrepl.images import media_type
 from chatrepl.models import money_text
 from chatrepl.output import PROMPT, Output
+from chatrepl.providers import MissingKey, Provider, key_for
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Interrupted
 from chatrepl.turn import uses_completions
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from chatrepl.models import Catalogue
     from chatrepl.session import ChatSession
     from chatrepl.store import Store
+
+
+MODELS_TIMEOUT = 2.0  # seconds a provider has to list its models for Tab
 
 
 class _ArgumentCompleter(Completer):
@@ -70,9 +74,7 @@ class _ArgumentCompleter(Completer):
             candidates = {f"/{command.name}": command.help for command in commands.COMMANDS}
             argument = word
         elif word == "/model":
-            catalogue = session.catalogue
-            names = {*catalogue.names(), *self.repl.server_models}
-            candidates = {name: " · ".join(catalogue.lookup(name).facts()[:2]) for name in sorted(names)}
+            candidates = self._models(argument)
         elif word == "/set":
             candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
         elif word == "/resume" and session.store is not None:
@@ -82,6 +84,17 @@ class _ArgumentCompleter(Completer):
         for candidate, description in candidates.items():
             if candidate.startswith(argument):
                 yield Completion(candidate, start_position=-len(argument), display_meta=sanitize(description))
+
+    def _models(self, argument: str) -> dict[str, str]:
+        """After `PROVIDER:`, that provider's models; else the models known here and the providers' prefixes."""
+        connections = self.repl.session.connections
+        prefix, colon, _ = argument.partition(":")
+        if colon and prefix in connections.providers:
+            return {f"{prefix}:{name}": "" for name in self.repl.provider_models(connections.providers[prefix])}
+        catalogue = self.repl.session.catalogue
+        names = {*catalogue.names(), *self.repl.server_models}
+        candidates = {name: " · ".join(catalogue.lookup(name).facts()[:2]) for name in sorted(names)}
+        return candidates | {f"{name}:": provider.base_url for name, provider in connections.providers.items()}
 
 
 def _is_image_or_folder(name: str) -> bool:
@@ -147,6 +160,7 @@ class Repl:
         self.output = output
         self.terminal = output.terminal
         self.server_models: list[str] = []  # filled in the background from the server's /models
+        self._provider_models: dict[str, list[str]] = {}  # each provider's, asked of it once
         self.pending = ""  # text for the next prompt: a failed message, an edited one
         self.attachments = attachments or Pending()  # files and images that go with the next message
         self.multiline = multiline
@@ -160,7 +174,7 @@ class Repl:
             auto_suggest=AutoSuggestFromHistory(),
             enable_open_in_editor=True,
             enable_suspend=True,
-            completer=_ArgumentCompleter(self),
+            completer=ThreadedCompleter(_ArgumentCompleter(self)),  # asking a provider never holds up typing
             complete_while_typing=False,
             bottom_toolbar=self.toolbar_text if toolbar else None,
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
@@ -227,6 +241,21 @@ class Repl:
             self.server_models = [name for name in self.session.client.list_models() if sanitize(name) == name]
         except Exception:  # the model list is a convenience; a real request reports real problems
             pass
+
+    def provider_models(self, provider: Provider) -> list[str]:
+        """The provider's models: its configured list, or what its server lists (asked once, briefly)."""
+        if provider.name not in self._provider_models:
+            names: list[str] = list(provider.models)
+            if not names:
+                from chatrepl.client import ChatClient, ChatError
+
+                try:
+                    key = key_for(provider, self.session.connections.keys)
+                    names = ChatClient(key, provider.base_url, MODELS_TIMEOUT, MODELS_TIMEOUT).list_models()
+                except (ChatError, MissingKey):
+                    names = []
+            self._provider_models[provider.name] = [name for name in names if sanitize(name) == name]
+        return self._provider_models[provider.name]
 
     def _read_line(self) -> str:
         def end_prompt(code: int) -> None:

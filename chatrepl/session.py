@@ -7,16 +7,19 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatrepl.client import ChatError
 from chatrepl.conversation import Conversation, Turn
 from chatrepl.journal import Journal, Writer
 from chatrepl.models import money_text
-from chatrepl.turn import PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn, uses_completions
+from chatrepl.providers import MissingKey
+from chatrepl.turn import FAILED, PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn, uses_completions
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient, Request, Usage
     from chatrepl.config import Settings
     from chatrepl.images import Image
     from chatrepl.models import Catalogue, ModelInfo
+    from chatrepl.providers import Connections
     from chatrepl.store import ConversationRow, Store
     from chatrepl.terminal import Terminal
 
@@ -86,7 +89,7 @@ class _Saving:
 class ChatSession:
     def __init__(
         self,
-        client: ChatClient,
+        connections: Connections,
         catalogue: Catalogue,
         model: str,
         system_prompt: str,
@@ -97,7 +100,7 @@ class ChatSession:
         retries: int = 0,
         fixed: Collection[str] = (),
     ) -> None:
-        self.client = client
+        self.connections = connections  # a client for each server, chosen by the model's name
         self.catalogue = catalogue
         self.model = model
         self.system_prompt = system_prompt
@@ -117,11 +120,12 @@ class ChatSession:
     def from_settings(
         cls, settings: Settings, catalogue: Catalogue, store: Store | None, examples: list[Turn]
     ) -> ChatSession:
-        """A session on the settings' server, with their model, system prompt and parameters."""
+        """A session on the settings' servers, with their model, system prompt and parameters."""
         from chatrepl.client import ChatClient
+        from chatrepl.providers import Connections
 
         return cls(
-            ChatClient.from_settings(settings),
+            Connections(ChatClient.from_settings(settings), settings.providers, settings.provider_keys),
             catalogue,
             settings.model,
             settings.system,
@@ -134,8 +138,16 @@ class ChatSession:
         )
 
     @property
+    def client(self) -> ChatClient:
+        """The client for the current model's server."""
+        return self.connections.client(self.model)
+
+    @property
     def rules(self) -> ModelInfo:
-        return self.catalogue.lookup(self.model)
+        """The catalogue's entry for the model: `provider:model`'s own, or else the model's."""
+        if self.catalogue.knows(self.model):
+            return self.catalogue.lookup(self.model)
+        return self.catalogue.lookup(self.connections.split(self.model)[1])
 
     def new(self) -> None:
         """A fresh conversation with the same system prompt, saved as a new one once it has a message."""
@@ -189,6 +201,8 @@ class ChatSession:
         self._settings_changed()
 
     def switch_model(self, name: str) -> None:
+        """Go on with model `name` (`provider:model` for a provider's); MissingKey if its key is not set."""
+        self.connections.client(name)
         self.model = name
         self._settings_changed()
 
@@ -229,9 +243,16 @@ class ChatSession:
         def begin(request: Request) -> None:
             journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params), images)
 
+        try:
+            client, (_, sent_model) = self.client, self.connections.split(model)
+        except MissingKey as err:
+            if user_text is not None:
+                self.conversation.drop_unanswered()
+            hint = "set it, or /model another model"
+            return TurnOutcome(status=FAILED, error=ChatError("key", str(err), hint))
         saving = _Saving(sink, journal, begin)
         outcome = run_turn(
-            self.client, self.conversation, model, params, rules, saving, terminal, self.idle_timeout, self.retries
+            client, self.conversation, sent_model, params, rules, saving, terminal, self.idle_timeout, self.retries
         )
         content = outcome.content
         if content is None:
