@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         " to standard error when answering once), hide",
     )
     parser.add_argument(
+        "--role",
+        type=_flag_type(config.text),
+        metavar="NAME",
+        help="take on a role: [roles.NAME] in config.toml, or roles/NAME.md beside it (see /role)",
+    )
+    parser.add_argument(
         "--file",
         dest="files",
         action="append",
@@ -174,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on with the last saved conversation (with a question: answer it there, once)",
     )
     parser.add_argument("--session", type=int, metavar="ID", help="go on with saved conversation ID (see /sessions)")
+    parser.add_argument(
+        "--sessions",
+        nargs="?",
+        const="",
+        metavar="TEXT",
+        help="list the saved conversations (all of them), or with TEXT those whose messages hold it, and exit",
+    )
+    parser.add_argument(
+        "--export",
+        nargs=2,
+        metavar=("ID", "FILE"),
+        help="write saved conversation ID to FILE.md (images beside it) or FILE.json, and exit",
+    )
+    parser.add_argument(
+        "--delete", type=int, metavar="ID", help="delete saved conversation ID and its messages (asks first)"
+    )
     parser.add_argument(
         "--no-save",
         dest="save",
@@ -291,6 +313,8 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     if args.providers:
         emit(providers.report(settings))
         return 0
+    if args.sessions is not None or args.export or args.delete is not None:
+        return _saved_conversations(args, settings, terminal)
     provider, _ = providers.split_model(settings.model, providers.catalogue(settings.providers))
     if provider is not None:
         try:
@@ -470,11 +494,73 @@ def _hold(
         from chatrepl.session import ChatSession
 
         session = ChatSession.from_settings(settings, catalogue, store, examples)
+        if not _start_role(session, settings.role):
+            return 2
         return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain, attached))
     from chatrepl.repl import Repl
 
     repl = Repl.for_settings(settings, catalogue, store, examples, notices, attachments=attached)
+    if not _start_role(repl.session, settings.role):
+        return 2
     return _closing(repl.session, notices, lambda: repl.run(resume=wanted))
+
+
+def _saved_conversations(args: argparse.Namespace, settings: config.Settings, terminal: Terminal) -> int:
+    """--sessions [TEXT], --export ID FILE, --delete ID: 0 done, 1 nothing found, 2 refused."""
+    from pathlib import Path
+
+    from chatrepl.commands import export, list_sessions
+    from chatrepl.models import Catalogue
+    from chatrepl.output import Output, confirm
+    from chatrepl.session import ChatSession
+
+    store = _open_store(settings.db)
+    if not store:  # what is wrong with it was said
+        return 2
+    session = ChatSession.from_settings(settings, Catalogue(settings.models), store, [])
+    if args.sessions is not None:
+        plain = not sys.stdout.isatty() or bool(os.environ.get("NO_COLOR"))
+        return 0 if list_sessions(session, Output(terminal=terminal, plain=plain), args.sessions.split()) else 1
+    wanted = args.export[0] if args.export else str(args.delete)
+    row = session.saved(int(wanted)) if wanted.isdigit() else None
+    if row is None:
+        report("error", f"no saved conversation {wanted} (chatrepl --sessions lists them)")
+        return 1
+    if args.export:
+        session.resume(row.id)
+        try:
+            report("note", export(session.conversation, Path(args.export[1]).expanduser()))
+        except (OSError, ValueError) as err:
+            report("error", f"--export: {err}")
+            return 2
+        return 0
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        report("error", "--delete asks before it deletes: run it on a terminal")
+        return 2
+    if not confirm(f"delete conversation {row.id}, {row.title!r} ({row.turns} turns)?"):
+        report("note", "nothing deleted")
+        return 1
+    store.delete(row.id)
+    report("note", f"deleted conversation {row.id}")
+    return 0
+
+
+def _start_role(session: ChatSession, name: str | None) -> bool:
+    """Take on the role the settings name (with --role, also on a resumed conversation); False after
+    reporting why it cannot be."""
+    from chatrepl import roles
+
+    if not name:
+        return True
+    try:
+        role, examples = roles.take_on(name, session.roles, roles.roles_dir(os.environ))
+        session.use_role(role, examples)
+    except ValueError as err:  # a missing role or file, a bad file, its provider's key not set
+        report("error", str(err))
+        return False
+    if "role" in session.fixed:
+        session.role_by_flag = (role, examples)
+    return True
 
 
 def _closing(session: ChatSession, notices: Output, converse: Callable[[], int]) -> int:
@@ -521,16 +607,14 @@ def _once(
 
 def _read_examples(path: str | None) -> list[Turn] | None:
     """The few-shot examples file's turns ([] without one), or None after reporting why it is unusable."""
-    from pathlib import Path
-
-    from chatrepl.conversation import parse_examples
+    from chatrepl.roles import read_examples
 
     if not path:
         return []
     try:
-        return parse_examples(Path(path).expanduser().read_text(encoding="utf-8"), Path(path).suffix.lower())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        report("error", f"cannot use the examples file {path}: {err}")
+        return read_examples(path)
+    except ValueError as err:
+        report("error", str(err))
         return None
 
 

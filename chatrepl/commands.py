@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatrepl import config
+from chatrepl import config, roles
 from chatrepl.attachments import AttachError, Pending, read_files, read_images, split_paths
 from chatrepl.config import SAMPLING_KEYS
-from chatrepl.conversation import from_json, to_json, to_markdown
+from chatrepl.conversation import Conversation, from_json, to_json, to_markdown
 from chatrepl.providers import MissingKey
 from chatrepl.render import code_blocks
+from chatrepl.store import MATCH_END, MATCH_START
 
 if TYPE_CHECKING:
     from chatrepl.output import Output
     from chatrepl.session import ChatSession
+    from chatrepl.store import ConversationRow
 
 BARE_WORDS = {"new", "quit", "exit"}
 _SLASH_COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s+(.*))?", re.DOTALL)
@@ -42,6 +44,9 @@ class Screen(Protocol):
     attachments: Pending  # files and images that go with the next message
 
     def keep_history(self, keep: bool) -> None: ...
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question at the prompt; no unless the answer is yes."""
 
     def show_toolbar(self, show: bool) -> None: ...
 
@@ -174,16 +179,76 @@ def _usage(context: Context, words: list[str]) -> Outcome:
     return CONTINUE
 
 
-def _sessions(context: Context, words: list[str]) -> Outcome:
-    if context.session.store is None:
-        context.output.note("saving is off: no sessions to list")
-        return CONTINUE
-    rows = context.session.saved_conversations(limit=20)
+PAGE = 20  # conversations /sessions shows at a time
+
+
+def conversation_line(row: ConversationRow) -> str:
+    """One saved conversation in a list: id, when, turns, model (with its provider), role, title."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
+    role = f" [{row.role}]" if row.role else ""
+    return f"{row.id:>5}  {when}  {row.turns:>3} turns  {row.model:<16}{role} {row.title}"
+
+
+def list_sessions(session: ChatSession, output: Output, words: list[str]) -> bool:
+    """/sessions and chatrepl --sessions: a page of the latest (a number: that page; --all: every one),
+    or the conversations whose messages hold the words; False when there is nothing to list."""
+    if session.store is None:
+        output.note("saving is off: no sessions to list")
+        return False
+    if words and not (words == ["--all"] or (len(words) == 1 and words[0].isdigit())):
+        found = session.search(" ".join(words))
+        if not found:
+            output.note(f"no saved conversation holds {' '.join(words)!r}")
+        for row, snippet in found:
+            output.info(conversation_line(row))
+            output.snippet(snippet, MATCH_START, MATCH_END)
+        return bool(found)
+    page = int(words[0]) if words and words[0].isdigit() else 1
+    size = 1_000_000_000 if words == ["--all"] else PAGE
+    rows, total = session.saved_conversations(limit=size, offset=(page - 1) * size)
     if not rows:
-        context.output.note("no saved conversations yet")
+        output.note(
+            "no saved conversations yet" if not total else f"there are {total} saved conversations: no page {page}"
+        )
     for row in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
-        context.output.info(f"{row.id:>5}  {when}  {row.turns:>3} turns  {row.model:<16} {row.title}")
+        output.info(conversation_line(row))
+    pages = -(-total // size)
+    if rows and pages > 1:
+        following = f"/sessions {page + 1} for the next, " if page < pages else ""
+        output.note(f"page {page} of {pages} ({total} conversations): {following}/sessions --all for every one")
+    return bool(rows)
+
+
+def _sessions(context: Context, words: list[str]) -> Outcome:
+    list_sessions(context.session, context.output, words)
+    return CONTINUE
+
+
+def _rename(context: Context, title: str) -> Outcome:
+    title = " ".join(title.split())
+    if not title:
+        context.output.error("usage: /rename TITLE")
+    elif not context.session.rename(title):
+        context.output.error("this conversation is not saved yet: send a message first")
+    else:
+        context.output.note(f"this conversation is now called {title!r}")
+    return CONTINUE
+
+
+def _delete(context: Context, words: list[str]) -> Outcome:
+    wanted = _one(words)
+    session = context.session
+    row = session.saved(int(wanted)) if wanted.isdigit() else None
+    if not wanted.isdigit():
+        context.output.error("usage: /delete ID (the ids are in /sessions)")
+    elif row is None:
+        context.output.error(f"no saved conversation {wanted}")
+    elif not context.screen.confirm(f"delete conversation {row.id}, {row.title!r} ({row.turns} turns)?"):
+        context.output.note("nothing deleted")
+    else:
+        current = row.id == session.journal.conversation_id
+        session.delete(row.id)
+        context.output.note(f"deleted conversation {row.id}" + (": a new one begins" if current else ""))
     return CONTINUE
 
 
@@ -218,25 +283,29 @@ def _save(context: Context, words: list[str]) -> Outcome:
     if not target:
         context.output.error("usage: /save FILE.md, /save FILE.json, or /save off")
         return CONTINUE
-    path = Path(target).expanduser()
-    conversation = context.session.conversation
+    try:
+        context.output.note(export(context.session.conversation, Path(target).expanduser()))
+    except ValueError as err:
+        context.output.error(str(err))
+    except OSError as err:
+        context.output.error(f"not saved: {err}")
+    return CONTINUE
+
+
+def export(conversation: Conversation, path: Path) -> str:
+    """Write the conversation to FILE.md (its images beside it) or FILE.json, and say so; ValueError
+    for another kind of file, OSError if it cannot be written."""
     if path.suffix.lower() == ".json":
         text, images = to_json(conversation), {}
     elif path.suffix.lower() == ".md":
         text, images = to_markdown(conversation, image_stem=path.stem)
     else:
-        context.output.error("/save writes .md or .json files")
-        return CONTINUE
-    try:
-        for name, data in images.items():
-            path.with_name(name).write_bytes(data)
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        context.output.error(f"not saved: {err}")
-    else:
-        beside = f" and {len(images)} image(s) beside it" if images else ""
-        context.output.note(f"saved to {path}{beside}")
-    return CONTINUE
+        raise ValueError("conversations are exported to .md or .json files")
+    for name, data in images.items():
+        path.with_name(name).write_bytes(data)
+    path.write_text(text, encoding="utf-8")
+    beside = f" and {len(images)} image(s) beside it" if images else ""
+    return f"saved to {path}{beside}"
 
 
 def _load(context: Context, words: list[str]) -> Outcome:
@@ -302,6 +371,37 @@ def _set(context: Context, words: list[str]) -> Outcome:
         written = "(server default)" if value is None else ",".join(value) if name == "stop" else value
         values.append(f"{name} = {written}")
     context.output.note(" · ".join(values))
+    return CONTINUE
+
+
+def role_choices(session: ChatSession) -> dict[str, str]:
+    """Every role there is, by name, with its system prompt's first line (or what is wrong with its file)."""
+    choices = {}
+    for name, found in roles.available(session.roles, roles.roles_dir(os.environ)).items():
+        try:
+            choices[name] = (found if isinstance(found, roles.Role) else roles.from_file(found)).summary()
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            choices[name] = f"unusable: {err}"
+    return choices
+
+
+def _role(context: Context, words: list[str]) -> Outcome:
+    session, name = context.session, _one(words)
+    if name:
+        try:
+            role, examples = roles.take_on(name, session.roles, roles.roles_dir(os.environ))
+            session.use_role(role, examples)
+        except ValueError as err:  # no such role, a bad file, its provider's key not set
+            context.output.error(str(err))
+            return CONTINUE
+    if session.role:
+        context.output.note(f"role {session.role} · {session.model} · system prompt: {session.system_prompt}")
+    else:
+        names = (
+            ", ".join(role_choices(session))
+            or f"none yet ([roles.NAME] in config.toml, or {roles.roles_dir(os.environ)})"
+        )
+        context.output.note(f"no role (roles: {names})")
     return CONTINUE
 
 
@@ -543,6 +643,16 @@ COMMANDS = (
         "/set KEY alone goes back to the default (the server's own).",
     ),
     Command(
+        "role",
+        (),
+        "[NAME]",
+        "take on a role (Tab completes): its system prompt, model and parameters; alone: show it",
+        _role,
+        details="Roles are [roles.NAME] tables in config.toml, or files roles/NAME.md beside it (the text is\n"
+        "the system prompt; TOML between +++ lines at the top sets model, parameters, examples).\n"
+        "A role applies from the next message, stays across new, and is saved with the conversation.",
+    ),
+    Command(
         "json",
         (),
         "on|off",
@@ -631,7 +741,24 @@ COMMANDS = (
     Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),
     Command("toolbar", (), "on|off", "show or hide the bottom toolbar", _toolbar),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
-    Command("sessions", (), "", "list recent saved conversations", _sessions),
+    Command(
+        "sessions",
+        (),
+        "[TEXT|N|--all]",
+        "list saved conversations (page N, or all); with TEXT, those whose messages hold it",
+        _sessions,
+        details="A search finds every word (the last may be the start of one) in any message, and shows the\n"
+        "words around the match. The same from the shell: chatrepl --sessions [TEXT].",
+    ),
+    Command("rename", (), "TITLE", "give this conversation a title", _rename, parse=text_argument),
+    Command(
+        "delete",
+        (),
+        "ID",
+        "delete a saved conversation and its messages (asks first)",
+        _delete,
+        details="Deleting this conversation starts a new one. The same from the shell: chatrepl --delete ID.",
+    ),
     Command("resume", (), "ID", "go on with a saved conversation", _resume),
     Command("save", (), "FILE|off", "export this conversation to FILE.md or FILE.json; off: stop saving it", _save),
     Command("load", (), "FILE", "go on with a conversation exported as JSON", _load),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatrepl.providers import Provider
+    from chatrepl.roles import Role
 
 try:
     import tomllib
@@ -234,6 +235,7 @@ OPTIONS = (
     Option("db", "CHATREPL_DB", path, "the history database file"),
     Option("local", "CHATREPL_LOCAL", local_model, "serve a local model: true for the bundled one, or a GGUF path"),
     Option("local_ctx", "CHATREPL_LOCAL_CTX", max_tokens, "the local model's context size"),
+    Option("role", "CHATREPL_ROLE", text, "the role to start with ([roles.NAME], or roles/NAME.md)"),
     Option("file_limit", "CHATREPL_FILE_LIMIT", byte_size, "most bytes of text files one message takes"),
     Option("image_limit", "CHATREPL_IMAGE_LIMIT", byte_size, "most bytes of one image"),
 )
@@ -283,11 +285,13 @@ class Settings:
     db: str | None = None
     local: str | None = None
     local_ctx: int | None = None
+    role: str | None = None
     file_limit: int = FILE_LIMIT
     image_limit: int = IMAGE_LIMIT
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     providers: dict[str, Provider] = field(default_factory=dict)  # [providers.NAME] from config.toml
     provider_keys: dict[str, str] = field(default_factory=dict)  # the providers' key variables that are set
+    roles: dict[str, Role] = field(default_factory=dict)  # [roles.NAME] from config.toml
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)
 
@@ -432,6 +436,13 @@ def _layered(
             except ValueError as err:
                 raise ConfigError(str(err)) from None
             settings.models = raw
+        elif key == "roles" and isinstance(raw, dict):
+            from chatrepl.roles import check_entry as check_role
+
+            try:
+                settings.roles = {name: check_role(name, entry, str(path)) for name, entry in raw.items()}
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         elif key == "providers" and isinstance(raw, dict):
             from chatrepl.providers import check_entry as check_provider
 
@@ -521,6 +532,8 @@ def describe(settings: Settings) -> str:
         entry = {"base_url": provider.base_url, "api_key_env": provider.api_key_env, "models": list(provider.models)}
         written = {key: value for key, value in entry.items() if value}
         lines.append(f"providers.{_toml(name)} = {_toml(written)}  # config file")
+    for name, role in settings.roles.items():
+        lines.append(f"roles.{_toml(name)} = {_toml({'system': role.system, **role.settings})}  # config file")
     return "\n".join(lines)
 
 

@@ -142,6 +142,7 @@ class Journal:
         conversation_parameters: dict[str, Any],
         sent_parameters: dict[str, Any],
         images: tuple[Image, ...] = (),
+        role: str = "",
     ) -> None:
         """Save the user's message and its images (None: it is saved already, as the last one) and a
         reply to come."""
@@ -150,7 +151,14 @@ class Journal:
 
         def save(store: Store) -> None:
             start = TurnStart(
-                self.conversation_id, user_text, model, system_prompt, conversation_parameters, sent_parameters, images
+                self.conversation_id,
+                user_text,
+                model,
+                system_prompt,
+                conversation_parameters,
+                sent_parameters,
+                images,
+                role,
             )
             self.conversation_id, turn.user, turn.reply = store.begin_turn(start)
 
@@ -185,12 +193,12 @@ class Journal:
 
         self._submit(save)
 
-    def settings(self, model: str, system_prompt: str, parameters: dict[str, Any]) -> None:
+    def settings(self, model: str, system_prompt: str, parameters: dict[str, Any], role: str = "") -> None:
         """Record what the conversation goes on with (after /system, /model, /set), once it is saved."""
 
         def save(store: Store) -> None:
             if self.conversation_id is not None:
-                store.set_conversation(self.conversation_id, model, system_prompt, parameters)
+                store.set_conversation(self.conversation_id, model, system_prompt, parameters, role)
 
         self._submit(save)
 
@@ -200,6 +208,15 @@ class Journal:
         def save(store: Store) -> None:
             if self.conversation_id is not None:
                 store.drop_last_exchange(self.conversation_id, keep_message=not message)
+
+        self._submit(save)
+
+    def rename(self, title: str) -> None:
+        """Give the conversation a title of the user's, once it is saved."""
+
+        def save(store: Store) -> None:
+            if self.conversation_id is not None:
+                store.rename(self.conversation_id, title)
 
         self._submit(save)
 

@@ -132,6 +132,13 @@ class Output:
     def info(self, message: str) -> None:
         self._line(Text(sanitize(message)))
 
+    def snippet(self, text: str, start: str, end: str) -> None:
+        """Words around a search's match, indented, the matched words (between `start` and `end`) marked."""
+        line = Text("       ", style="dim")
+        for number, piece in enumerate(text.replace(end, start).split(start)):
+            line.append(sanitize(" ".join(piece.split())), style="bold underline" if number % 2 else "dim")
+        self._line(line)
+
     def user_line(self, message: str) -> None:
         """A message of the user's, as it was typed at the prompt."""
         self._line(Text(PROMPT + sanitize(message), style="bold"))

@@ -75,6 +75,8 @@ class _ArgumentCompleter(Completer):
             argument = word
         elif word == "/model":
             candidates = self._models(argument)
+        elif word == "/role":
+            candidates = commands.role_choices(session)
         elif word == "/set":
             candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
         elif word == "/resume" and session.store is not None:
@@ -181,6 +183,7 @@ class Repl:
             **(prompt_io or {}),
         )
         self.context = commands.Context(session, output, self)
+        self._prompt_io = prompt_io or {}
 
     @classmethod
     def for_settings(
@@ -200,6 +203,15 @@ class Repl:
         session = ChatSession.from_settings(settings, catalogue, store, examples)
         attachments = attachments or Pending(settings.file_limit, settings.image_limit)
         return cls(session, output, settings.history, settings.toolbar, settings.multiline, prompt_io, attachments)
+
+    def confirm(self, question: str) -> bool:
+        """Ask at the prompt, y or n; anything but yes (Ctrl-C and Ctrl-D too) is no."""
+        asking: PromptSession[str] = PromptSession(**self._prompt_io)
+        try:
+            answer = asking.prompt(f"{sanitize(question)} [y/N] ")
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
 
     def keep_history(self, keep: bool) -> None:
         self.history_kept = keep
@@ -274,7 +286,10 @@ class Repl:
     def run(self, resume: int | None = None) -> int:
         """Read and answer until the user leaves; `resume` first brings back that saved conversation."""
         session = self.session
-        self.output.note(f"chatrepl {__version__} · {session.model} at {session.client.base_url} · /help for commands")
+        role = f" · role {session.role}" if session.role else ""
+        self.output.note(
+            f"chatrepl {__version__} · {session.model} at {session.client.base_url}{role} · /help for commands"
+        )
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         if resume is not None:
             self._busy(lambda: commands.resume(self.context, resume))

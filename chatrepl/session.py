@@ -3,7 +3,7 @@ parameters, with what a user can do to them.  No terminal I/O: replies go to a s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chatrepl.images import Image
     from chatrepl.models import Catalogue, ModelInfo
     from chatrepl.providers import Connections
+    from chatrepl.roles import Role
     from chatrepl.store import ConversationRow, Store
     from chatrepl.terminal import Terminal
 
@@ -99,6 +100,7 @@ class ChatSession:
         idle_timeout: float = 60.0,
         retries: int = 0,
         fixed: Collection[str] = (),
+        roles: Mapping[str, Role] | None = None,
     ) -> None:
         self.connections = connections  # a client for each server, chosen by the model's name
         self.catalogue = catalogue
@@ -110,7 +112,10 @@ class ChatSession:
         self.writer = Writer(store) if store is not None else None
         self.idle_timeout = idle_timeout
         self.retries = retries
-        self.fixed = frozenset(fixed)  # set by flags now: a resumed conversation does not change them
+        self.fixed = frozenset(fixed)  # set by flags now: a resumed conversation or a role does not change them
+        self.role = ""  # the role in use, by name
+        self.roles = dict(roles or {})  # [roles.NAME] from the config file
+        self.role_by_flag: tuple[Role, list[Turn] | None] | None = None  # --role: it stays on a resumed one
         self.conversation = Conversation(system_prompt, examples=self.examples)
         self.journal = Journal(self.writer)
         self.tally = Tally()
@@ -135,6 +140,7 @@ class ChatSession:
             settings.idle_timeout,
             settings.retries,
             fixed={key for key, source in settings.sources.items() if source.startswith("-")},
+            roles=settings.roles,
         )
 
     @property
@@ -168,6 +174,8 @@ class ChatSession:
             self.system_prompt = row.system_prompt
         if "model" not in self.fixed and row.model:
             self.model = row.model
+        if "role" not in self.fixed:
+            self.role = row.role
         saved = {key: value for key, value in row.parameters.items() if key in PARAMETER_KEYS}
         for key, value in saved.items():
             if key not in self.fixed:
@@ -178,6 +186,8 @@ class ChatSession:
         ]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
         self.journal = Journal(self.writer, row.id)
+        if self.role_by_flag is not None:
+            self.use_role(*self.role_by_flag)
         return row
 
     def load(self, conversation: Conversation) -> None:
@@ -189,7 +199,7 @@ class ChatSession:
         self.journal.adopt(list(conversation.turns), self.model, self.system_prompt)
 
     def _settings_changed(self) -> None:
-        self.journal.settings(self.model, self.system_prompt, self.params.saved())
+        self.journal.settings(self.model, self.system_prompt, self.params.saved(), self.role)
 
     def set_system_prompt(self, text: str) -> None:
         """The system prompt of this conversation and of those started with new."""
@@ -205,6 +215,48 @@ class ChatSession:
         self.connections.client(name)
         self.model = name
         self._settings_changed()
+
+    def use_role(self, role: Role, examples: list[Turn] | None = None) -> None:
+        """Take on a role from the next request: its system prompt, and the model, parameters and
+        `examples` it sets (not what flags given now set); MissingKey if its model's key is not set."""
+        wanted = {key: value for key, value in role.settings.items() if key not in self.fixed}
+        if "model" in wanted:
+            self.connections.client(wanted["model"])
+            self.model = wanted.pop("model")
+        if "examples" in wanted:
+            del wanted["examples"]
+            self.examples = self.conversation.examples = examples or []
+        for key, value in wanted.items():
+            self.params = self.params.replace(key, value)
+        if "system" not in self.fixed:
+            self.system_prompt = self.conversation.system_prompt = role.system
+        self.role = role.name
+        self._settings_changed()
+
+    def rename(self, title: str) -> bool:
+        """Give the conversation a title; False while it is not saved."""
+        if self.store is None or not self.conversation.turns:
+            return False
+        self.journal.rename(title)
+        return True
+
+    def delete(self, conversation_id: int) -> bool:
+        """Delete a saved conversation (this one: a new one starts); False if there is none."""
+        if self.saved(conversation_id) is None:
+            return False
+        if conversation_id == self.journal.conversation_id:
+            self.new()
+        assert self.writer is not None
+        self.writer.submit(lambda store: store.delete(conversation_id))
+        return True
+
+    def saved(self, conversation_id: int) -> ConversationRow | None:
+        """A saved conversation's row; None if there is none."""
+        found = self._settled_store().conversation(conversation_id) if self.store is not None else None
+        return found[0] if found is not None else None
+
+    def search(self, text: str, limit: int = 20) -> list[tuple[ConversationRow, str]]:
+        return self._settled_store().search(text, limit) if self.store is not None else []
 
     def undo(self) -> bool:
         """Forget the last message and its reply; False if there is none."""
@@ -241,7 +293,7 @@ class ChatSession:
         model, params, rules, journal = self.model, self.params, self.rules, self.journal
 
         def begin(request: Request) -> None:
-            journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params), images)
+            journal.begin(user_text, model, self.system_prompt, params.saved(), dict(request.params), images, self.role)
 
         try:
             client, (_, sent_model) = self.client, self.connections.split(model)
@@ -282,8 +334,12 @@ class ChatSession:
         """What the conversation has cost so far; None when a turn's price was unknown."""
         return self.tally.cost if self.tally.priced else None
 
-    def saved_conversations(self, limit: int = 20) -> list[ConversationRow]:
-        return self._settled_store().conversations(limit) if self.store is not None else []
+    def saved_conversations(self, limit: int = 20, offset: int = 0) -> tuple[list[ConversationRow], int]:
+        """A page of the saved conversations, the latest first, and how many there are."""
+        if self.store is None:
+            return [], 0
+        store = self._settled_store()
+        return store.conversations(limit, offset), store.count()
 
     def _settled_store(self) -> Store:
         """The store, to read, once what was said so far is written (or a moment has passed)."""

@@ -87,8 +87,28 @@ MIGRATIONS = [
     );
     CREATE INDEX message_images_by_image ON message_images(sha256);
     """,
+    # Full-text search of every message (an index kept in step with the messages by triggers,
+    # filled from those already saved), and the role a conversation uses.
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+    ALTER TABLE conversations ADD COLUMN role TEXT NOT NULL DEFAULT '';
+    """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
+MATCH_START, MATCH_END = "\x02", "\x03"  # around the words a search matched, in its snippets
 
 
 OPEN_PATIENCE = 10.0  # seconds to keep trying while another process holds the database
@@ -112,6 +132,7 @@ class ConversationRow:
     turns: int
     updated: float
     parameters: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -216,9 +237,8 @@ class Store:
         with _transaction(db):
             version = self._schema(db)
             for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def _schema(self, db: sqlite3.Connection) -> int:
@@ -306,13 +326,13 @@ class Store:
         return conversation_id
 
     def set_conversation(
-        self, conversation_id: int, model: str, system_prompt: str, parameters: dict[str, Any]
+        self, conversation_id: int, model: str, system_prompt: str, parameters: dict[str, Any], role: str = ""
     ) -> None:
-        """Record the model, system prompt and parameters a conversation goes on with."""
+        """Record the model, system prompt, parameters and role a conversation goes on with."""
         with self._write() as db:
             db.execute(
-                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ? WHERE id = ?",
-                (model, system_prompt, json.dumps(parameters), conversation_id),
+                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ?, role = ? WHERE id = ?",
+                (model, system_prompt, json.dumps(parameters), role, conversation_id),
             )
 
     def begin_turn(self, turn: TurnStart) -> tuple[int, int | None, int]:
@@ -326,11 +346,10 @@ class Store:
                 conversation_id = self._insert_conversation(
                     db, turn.model, turn.system_prompt, title, turn.conversation_parameters
                 )
-            else:
-                db.execute(
-                    "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ? WHERE id = ?",
-                    (turn.model, turn.system_prompt, json.dumps(turn.conversation_parameters), conversation_id),
-                )
+            db.execute(
+                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ?, role = ? WHERE id = ?",
+                (turn.model, turn.system_prompt, json.dumps(turn.conversation_parameters), turn.role, conversation_id),
+            )
             user_id = None
             if turn.user_text is not None:
                 user_id = self._insert_message(db, conversation_id, "user", turn.user_text, "complete", turn.model, {})
@@ -386,13 +405,51 @@ class Store:
         rows = self._db.execute(
             "SELECT c.id, c.title, c.model, c.system_prompt,"
             " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user'),"
-            f" c.updated, c.parameters FROM conversations c {where}",
+            f" c.updated, c.parameters, c.role FROM conversations c {where}",
             parameters,
         ).fetchall()
-        return [ConversationRow(*row[:6], parameters=_json_object(row[6])) for row in rows]
+        return [ConversationRow(*row[:6], parameters=_json_object(row[6]), role=row[7]) for row in rows]
 
-    def conversations(self, limit: int = 20) -> list[ConversationRow]:
-        return self._conversation_rows("ORDER BY c.updated DESC, c.id DESC LIMIT ?", (limit,))
+    def conversations(self, limit: int = 20, offset: int = 0) -> list[ConversationRow]:
+        """Saved conversations, the one written to last first."""
+        return self._conversation_rows("ORDER BY c.updated DESC, c.id DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
+
+    def search(self, text: str, limit: int = 20) -> list[tuple[ConversationRow, str]]:
+        """The conversations whose messages hold every word of `text` (the last may be the start of a
+        word), best match first, each with the best message's words around the match, the matched
+        words between MATCH_START and MATCH_END."""
+        words = text.split()
+        if not words:
+            return []
+        query = " ".join(f'"{word.replace(chr(34), chr(34) * 2)}"' for word in words) + "*"
+        found: dict[int, str] = {}
+        for conversation_id, snippet in self._db.execute(
+            f"SELECT m.conversation_id, snippet(messages_fts, 0, '{MATCH_START}', '{MATCH_END}', '…', 12)"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+            (query, limit * 20),
+        ):
+            if len(found) == limit:
+                break
+            found.setdefault(conversation_id, snippet)
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
+        rows = {row.id: row for row in self._conversation_rows(f"WHERE c.id IN ({marks})", tuple(found))}
+        return [(rows[conversation_id], snippet) for conversation_id, snippet in found.items()]
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation with its messages (and images nothing else uses)."""
+        with self._write() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            self._drop_unused_images(db)
 
     def conversation(self, conversation_id: int) -> tuple[ConversationRow, list[MessageRow]] | None:
         """A saved conversation; a reply cut off by a kill has what was saved of it, and one
@@ -430,6 +487,17 @@ class Store:
         return row[0] if row else None
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, one at a time (a trigger's body holds semicolons of its own)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
+
+
 # What was saved of a reply still streaming when chatrepl was killed: its pieces, in order.
 _PIECES = (
     "COALESCE((SELECT group_concat(p.text, '') FROM"
@@ -448,6 +516,7 @@ class TurnStart:
     conversation_parameters: dict[str, Any]  # what the conversation goes on with
     sent_parameters: dict[str, Any]  # what this request sent
     images: tuple[Image, ...] = ()  # the user message's images
+    role: str = ""  # the role the conversation goes on with
 
 
 def _json_object(text: str) -> dict[str, Any]:
