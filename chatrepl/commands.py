@@ -397,11 +397,8 @@ def _role(context: Context, words: list[str]) -> Outcome:
     if session.role:
         context.output.note(f"role {session.role} · {session.model} · system prompt: {session.system_prompt}")
     else:
-        names = (
-            ", ".join(role_choices(session))
-            or f"none yet ([roles.NAME] in config.toml, or {roles.roles_dir(os.environ)})"
-        )
-        context.output.note(f"no role (roles: {names})")
+        where = f"none yet: [roles.NAME] in config.toml, or files in {roles.roles_dir(os.environ)}"
+        context.output.note(f"no role (roles: {', '.join(sorted(role_choices(session))) or where})")
     return CONTINUE
 
 

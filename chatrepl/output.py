@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+import re
 import sys
 import time
 import traceback
@@ -134,9 +135,9 @@ class Output:
 
     def snippet(self, text: str, start: str, end: str) -> None:
         """Words around a search's match, indented, the matched words (between `start` and `end`) marked."""
-        line = Text("       ", style="dim")
+        line = Text("       ")
         for number, piece in enumerate(text.replace(end, start).split(start)):
-            line.append(sanitize(" ".join(piece.split())), style="bold underline" if number % 2 else "dim")
+            line.append(sanitize(re.sub(r"\s+", " ", piece)), style="bold underline" if number % 2 else "dim")
         self._line(line)
 
     def user_line(self, message: str) -> None:
