@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -109,6 +111,7 @@ MIGRATIONS = [
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
 MATCH_START, MATCH_END = "\x02", "\x03"  # around the words a search matched, in its snippets
+SEARCH_BATCH = 500  # matching messages a search reads at a time
 
 
 OPEN_PATIENCE = 10.0  # seconds to keep trying while another process holds the database
@@ -419,27 +422,38 @@ class Store:
 
     def search(self, text: str, limit: int = 20) -> list[tuple[ConversationRow, str]]:
         """The conversations whose messages hold every word of `text` (the last may be the start of a
-        word), best match first, each with the best message's words around the match, the matched
-        words between MATCH_START and MATCH_END."""
+        word), the latest match first, each with the words around its latest match, the matched words
+        between MATCH_START and MATCH_END."""
         words = text.split()
         if not words:
             return []
         query = " ".join(f'"{word.replace(chr(34), chr(34) * 2)}"' for word in words) + "*"
-        found: dict[int, str] = {}
-        for conversation_id, snippet in self._db.execute(
-            f"SELECT m.conversation_id, snippet(messages_fts, 0, '{MATCH_START}', '{MATCH_END}', '…', 12)"
-            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-            " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-            (query, limit * 20),
-        ):
-            if len(found) == limit:
+        latest: dict[int, int] = {}  # conversation -> its latest matching message
+        below = None
+        # Newest messages first, in batches: the index walks its rowids backwards and stops early,
+        # so a word found in nearly every message costs no more than a rare one.
+        while len(latest) < limit:
+            batch = self._db.execute(
+                "SELECT m.id, m.conversation_id FROM (SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?"
+                " AND rowid < ? ORDER BY rowid DESC LIMIT ?) f JOIN messages m ON m.id = f.id ORDER BY m.id DESC",
+                (query, below if below is not None else 2**63 - 1, SEARCH_BATCH),
+            ).fetchall()
+            for message_id, conversation_id in batch:
+                if len(latest) < limit:
+                    latest.setdefault(conversation_id, message_id)
+            if len(batch) < SEARCH_BATCH:
                 break
-            found.setdefault(conversation_id, snippet)
-        if not found:
+            below = batch[-1][0]
+        if not latest:
             return []
-        marks = ",".join("?" * len(found))
-        rows = {row.id: row for row in self._conversation_rows(f"WHERE c.id IN ({marks})", tuple(found))}
-        return [(rows[conversation_id], snippet) for conversation_id, snippet in found.items()]
+        marks = ",".join("?" * len(latest))
+        contents = dict(
+            self._db.execute(f"SELECT id, content FROM messages WHERE id IN ({marks})", tuple(latest.values()))
+        )
+        rows = {row.id: row for row in self._conversation_rows(f"WHERE c.id IN ({marks})", tuple(latest))}
+        return [
+            (rows[conversation_id], snippet(contents[message], words)) for conversation_id, message in latest.items()
+        ]
 
     def rename(self, conversation_id: int, title: str) -> None:
         with self._write() as db:
@@ -485,6 +499,32 @@ class Store:
             " ORDER BY updated DESC, id DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
+
+
+def _folded(text: str) -> str:
+    """The text lower-cased and without accents, character for character (so positions still match)."""
+    return "".join(unicodedata.normalize("NFD", char)[0].lower() if char.isalpha() else char for char in text)
+
+
+def snippet(text: str, words: list[str], around: int = 12) -> str:
+    """About `around` words of `text` from just before the first of `words` found there (the last
+    may be the start of a word; case and accents aside), each found word between MATCH_START and MATCH_END."""
+    whole = [rf"{re.escape(_folded(word))}\b" for word in words[:-1]]
+    pattern = re.compile(rf"\b(?:{'|'.join([*whole, re.escape(_folded(words[-1]))])})\w*")
+    tokens = list(re.finditer(r"\S+", text))
+    if not tokens:
+        return ""
+    found = pattern.search(_folded(text))
+    first = next((n for n, token in enumerate(tokens) if found and token.end() > found.start()), 0)
+    start = max(0, first - around // 3)
+    end = min(len(tokens), start + around)
+    span = text[tokens[start].start() : tokens[end - 1].end()]
+    pieces, at = [], 0
+    for match in pattern.finditer(_folded(span)):  # folding keeps positions: the marks go into the text as written
+        pieces += [span[at : match.start()], MATCH_START, span[match.start() : match.end()], MATCH_END]
+        at = match.end()
+    pieces.append(span[at:])
+    return ("…" if start else "") + "".join(pieces) + ("…" if end < len(tokens) else "")
 
 
 def _statements(script: str) -> Iterator[str]:
