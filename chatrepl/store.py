@@ -107,6 +107,7 @@ MIGRATIONS = [
     END;
     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
     ALTER TABLE conversations ADD COLUMN role TEXT NOT NULL DEFAULT '';
+    CREATE INDEX conversations_by_update ON conversations(updated, id);
     """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
