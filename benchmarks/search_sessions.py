@@ -20,12 +20,13 @@ from pathlib import Path
 from chatrepl.conversation import Turn
 from chatrepl.store import Store
 
-WORDS = (
+VOCABULARY = (
     "the a of to and in is it that for on with as this be are was you can by not or from an at which have but "
     "function value return error list file data python request server model token stream reply cache index "
     "query table column string number array object class method module package test build deploy config "
     "network socket thread process memory disk buffer parse render terminal window screen cursor color"
-).split()
+)
+WORDS = VOCABULARY.split()
 RARE = ["quaternion", "platypus", "zeppelin", "marzipan", "obsidian"]
 
 

@@ -218,10 +218,15 @@ class Output:
             self.note(f"choice {index + 1} of {total} (the history keeps choice 1):")
             self.info(text)
 
-    def status(self, outcome: TurnOutcome, session_cost: float | None, context_used: float | None) -> None:
-        """The turn's tokens, cost and share of the context window, when there are figures."""
+    def status(
+        self, outcome: TurnOutcome, session_cost: float | None, context_used: float | None, provider_model: str = ""
+    ) -> None:
+        """The turn's tokens, cost and share of the context window, when there are figures; first the
+        model, when a provider's answered."""
         if outcome.usage is not None:
             line = status_line(outcome.usage, outcome.cost, session_cost, context_used)
+            if provider_model:
+                line = f"{provider_model} · {line}"
             if outcome.thinking_seconds is not None:
                 line += f" · thought {outcome.thinking_seconds:.1f} s"
             if outcome.answer_seconds is not None:

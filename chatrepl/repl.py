@@ -361,7 +361,8 @@ class Repl:
             else:
                 outcome = session.ask(message, sink, self.terminal, images)
         output.outcome(outcome, json)
-        output.status(outcome, session.session_cost(), session.context_used)
+        provider, _ = session.connections.split(session.model)
+        output.status(outcome, session.session_cost(), session.context_used, session.model if provider else "")
         output.blank()
         if outcome.leave is not None:
             raise SystemExit(outcome.leave)

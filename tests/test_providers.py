@@ -3,6 +3,7 @@ URL only, built-in local servers, completion of prefixes and models, --providers
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +146,7 @@ def test_prices_per_provider_and_the_providers_model_shown(server: FakeOpenAI, t
     repl, output, _ = run_repl(settings, "hi\r")
     assert "$0.0000" in output or "$0.000" in output
     assert repl.toolbar_text().startswith("one:big · chat")
+    assert re.search(r"^one:big · \d+ in · \d+ out · \$", output, re.MULTILINE)  # the status line
     assert "chatrepl 0.1.0 · one:big at " in output
 
 
