@@ -520,7 +520,8 @@ def _saved_conversations(args: argparse.Namespace, settings: config.Settings, te
     session = ChatSession.from_settings(settings, Catalogue(settings.models), store, [])
     if args.sessions is not None:
         plain = not sys.stdout.isatty() or bool(os.environ.get("NO_COLOR"))
-        return 0 if list_sessions(session, Output(terminal=terminal, plain=plain), args.sessions.split()) else 1
+        listed = list_sessions(session, Output(terminal=terminal, plain=plain), args.sessions.split() or ["--all"])
+        return 0 if listed else 1
     wanted = args.export[0] if args.export else str(args.delete)
     row = session.saved(int(wanted)) if wanted.isdigit() else None
     if row is None:

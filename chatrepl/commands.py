@@ -203,7 +203,7 @@ def list_sessions(session: ChatSession, output: Output, words: list[str]) -> boo
             output.info(conversation_line(row))
             output.snippet(snippet, MATCH_START, MATCH_END)
         return bool(found)
-    page = int(words[0]) if words and words[0].isdigit() else 1
+    page = max(1, int(words[0])) if words and words[0].isdigit() else 1
     size = 1_000_000_000 if words == ["--all"] else PAGE
     rows, total = session.saved_conversations(limit=size, offset=(page - 1) * size)
     if not rows:
