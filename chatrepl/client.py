@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +89,8 @@ class ChatError(Exception):
 
 
 def _field(item: Any, name: str, kind: type) -> Any:
-    """`item.name` if it is a `kind`, else None: a chunk's fields are whatever the server sent."""
-    value = getattr(item, name, None)
+    """`item[name]` if it is a `kind`, else None: a chunk's fields are whatever the server sent."""
+    value = item.get(name) if isinstance(item, dict) else None
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
@@ -159,19 +160,36 @@ class ThinkSplitter:
         self._state = "answer"
 
 
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The data of each server-sent event in a stream's lines (several data lines joined by a new
+    line, comments and other fields passed over), as the SSE specification frames them."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+            data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
 def _chunk_events(chunk: Any) -> Iterator[Event]:
-    """The events in one streamed chunk (chat or legacy completion); fields of the wrong type are ignored."""
-    usage = getattr(chunk, "usage", None)
+    """The events in one streamed chunk (chat or legacy completion), as decoded from its JSON; fields
+    chatrepl does not use are never looked at, and fields of the wrong type are ignored."""
+    usage = _field(chunk, "usage", dict)
     prompt_tokens, completion_tokens = _field(usage, "prompt_tokens", int), _field(usage, "completion_tokens", int)
     if prompt_tokens is not None or completion_tokens is not None:
-        cached = _field(getattr(usage, "prompt_tokens_details", None), "cached_tokens", int)
-        reasoning = _field(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", int)
+        cached = _field(_field(usage, "prompt_tokens_details", dict), "cached_tokens", int)
+        reasoning = _field(_field(usage, "completion_tokens_details", dict), "reasoning_tokens", int)
         yield Usage(
             prompt_tokens or 0, completion_tokens or 0, cached_tokens=cached or 0, reasoning_tokens=reasoning or 0
         )
     for choice in _field(chunk, "choices", list) or []:
         index = _field(choice, "index", int) or 0
-        delta = getattr(choice, "delta", None)
+        delta = _field(choice, "delta", dict)
         # DeepSeek and llama.cpp's server send reasoning_content; OpenRouter and newer vLLM, reasoning.
         reasoning = _field(delta, "reasoning_content", str) or _field(delta, "reasoning", str)
         if reasoning and index == 0:
@@ -262,8 +280,10 @@ class ChatClient:
         field = "prompt" if request.completion else "messages"
         model, text = body.pop("model"), body.pop(field)
         # The parameters go as JSON as they are, so every openai version sends all of them (an older one
-        # has no argument for reasoning_effort).
-        return resource.create(model=model, stream=True, extra_body=body, **{field: text})
+        # has no argument for reasoning_effort).  The reply is read raw: decoding only the fields used
+        # costs far less than a typed object per event.
+        raw = resource.with_raw_response.create(model=model, stream=True, extra_body=body, **{field: text})
+        return raw.http_response
 
     def _open_stream(self, request: Request) -> Any:
         import openai
@@ -286,14 +306,21 @@ class ChatClient:
         import openai
 
         try:
-            stream = self._open_stream(request)
+            response = self._open_stream(request)
         except openai.OpenAIError as err:
             raise self._error(err, request.model) from err
-        opened(stream.response)
+        opened(response)
         finished = False
         splitter = ThinkSplitter()
         try:
-            for chunk in stream:
+            for data in sse_data(response.iter_lines()):
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and chunk.get("error") is not None:  # an error event mid-stream
+                    error = chunk["error"]
+                    detail = error.get("message") if isinstance(error, dict) else error
+                    raise ChatError("server", self._mask(f"the server reported an error: {detail}"))
                 for event in _chunk_events(chunk):
                     if isinstance(event, TextDelta):
                         yield from splitter.feed(event.text)
@@ -316,7 +343,7 @@ class ChatClient:
             if not finished:
                 raise self._stream_broken(err) from err
         finally:
-            stream.close()
+            response.close()
         if not finished:
             raise ChatError("incomplete", "the stream ended before the reply was finished")
 
