@@ -243,12 +243,8 @@ class ChatClient:
         return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout)
 
     def warm_up(self) -> None:
-        """Import openai, build the HTTP client and the reply types ahead of the first request."""
-        from openai.types.chat import ChatCompletionChunk
-
+        """Import openai and build the HTTP client ahead of the first request."""
         self._openai().chat.completions  # noqa: B018 - the attribute imports the chat resources
-        # The first reply chunk otherwise pays for pydantic building its schemas.
-        ChatCompletionChunk.construct(choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": None}])
 
     def _openai(self) -> openai.OpenAI:
         with self._lock:
