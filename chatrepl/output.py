@@ -282,15 +282,20 @@ class _Thinking:
         self.parts: list[str] = []
         self.live = LiveArea.on(console) if mode != "show" else None
         self.drawn_at = 0.0
+        self.undrawn = False  # thinking has arrived since the last frame
 
     def feed(self, text: str) -> None:
         self.parts.append(text)
         if self.mode == "show":
             self.console.print(Text(sanitize(text), style="dim"), end="", soft_wrap=True)
             return
+        self.undrawn = True
+        self.catch_up()
+
+    def catch_up(self) -> None:
         now = time.monotonic()
-        if self.live is not None and now - self.drawn_at >= 1 / FPS:
-            self.drawn_at = now
+        if self.live is not None and self.undrawn and now - self.drawn_at >= 1 / FPS:
+            self.drawn_at, self.undrawn = now, False
             self.draw(now)
 
     def draw(self, now: float) -> None:
@@ -352,6 +357,11 @@ class ReplySink:
         if self._thought is not None and not self._thinking_over:
             self._thought.pause()
         self.renderer.pause()
+
+    def catch_up(self) -> None:
+        if self._thought is not None and not self._thinking_over:
+            self._thought.catch_up()
+        self.renderer.catch_up()
 
     def finish(self) -> None:
         self._end_thinking()

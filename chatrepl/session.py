@@ -77,6 +77,9 @@ class _Saving:
     def pause(self) -> None:
         self.sink.pause()
 
+    def catch_up(self) -> None:
+        self.sink.catch_up()
+
     def finish(self) -> None:
         self.sink.finish()
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
+DRAW_WAIT = 0.03  # seconds without an event before the sink draws what arrived since its last frame
 SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
 JSON_HINT = "Reply with a JSON object."
 
@@ -164,6 +165,9 @@ class Sink(Protocol):
     def pause(self) -> None:
         """Take back what is drawn provisionally (before a suspend)."""
 
+    def catch_up(self) -> None:
+        """Draw what arrived since the last frame (called while no event comes)."""
+
     def finish(self) -> None: ...
 
     def note(self, message: str) -> None: ...
@@ -266,12 +270,13 @@ def _stream(
         try:
             while True:
                 terminal.checkpoint(sink.pause)
-                event = stream.get(POLL)
+                event = stream.get(DRAW_WAIT)
                 now = time.monotonic()
                 if now - woke > POLL + 1:  # chatrepl itself was stopped (Ctrl-Z): not the server's silence
                     last_event = now
                 woke = now
                 if event is None:
+                    sink.catch_up()
                     if now - last_event > idle_timeout:
                         if reply.finish_reason is not None:
                             return  # the reply is whole; only its usage or the end marker never came

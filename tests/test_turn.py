@@ -37,6 +37,9 @@ class RecordingSink:
     def pause(self) -> None:
         pass
 
+    def catch_up(self) -> None:
+        pass
+
     def finish(self) -> None:
         self.finished += 1
 
