@@ -292,11 +292,16 @@ class _Thinking:
         self.undrawn = True
         self.catch_up()
 
-    def catch_up(self) -> None:
+    def catch_up(self) -> float | None:
+        """Draw the thinking that arrived since the last frame if a frame is due; else the seconds until it is."""
+        if self.live is None or not self.undrawn:
+            return None
         now = time.monotonic()
-        if self.live is not None and self.undrawn and now - self.drawn_at >= 1 / FPS:
-            self.drawn_at, self.undrawn = now, False
-            self.draw(now)
+        if now - self.drawn_at < 1 / FPS:
+            return self.drawn_at + 1 / FPS - now
+        self.drawn_at, self.undrawn = now, False
+        self.draw(now)
+        return None
 
     def draw(self, now: float) -> None:
         assert self.live is not None
@@ -358,10 +363,10 @@ class ReplySink:
             self._thought.pause()
         self.renderer.pause()
 
-    def catch_up(self) -> None:
-        if self._thought is not None and not self._thinking_over:
-            self._thought.catch_up()
-        self.renderer.catch_up()
+    def catch_up(self) -> float | None:
+        thought = self._thought.catch_up() if self._thought is not None and not self._thinking_over else None
+        reply = self.renderer.catch_up()
+        return min((wait for wait in (thought, reply) if wait is not None), default=None)
 
     def finish(self) -> None:
         self._end_thinking()

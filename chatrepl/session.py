@@ -77,8 +77,8 @@ class _Saving:
     def pause(self) -> None:
         self.sink.pause()
 
-    def catch_up(self) -> None:
-        self.sink.catch_up()
+    def catch_up(self) -> float | None:
+        return self.sink.catch_up()
 
     def finish(self) -> None:
         self.sink.finish()

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
-DRAW_WAIT = 0.03  # seconds without an event before the sink draws what arrived since its last frame
 SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
 JSON_HINT = "Reply with a JSON object."
 
@@ -165,8 +164,9 @@ class Sink(Protocol):
     def pause(self) -> None:
         """Take back what is drawn provisionally (before a suspend)."""
 
-    def catch_up(self) -> None:
-        """Draw what arrived since the last frame (called while no event comes)."""
+    def catch_up(self) -> float | None:
+        """Draw what arrived since the last frame if one is due; the seconds until the next one
+        while something waits to be drawn, else None."""
 
     def finish(self) -> None: ...
 
@@ -270,13 +270,13 @@ def _stream(
         try:
             while True:
                 terminal.checkpoint(sink.pause)
-                event = stream.get(DRAW_WAIT)
+                frame = sink.catch_up()  # text that came between two frames is drawn when its frame is due
+                event = stream.get(POLL if frame is None else min(POLL, frame))
                 now = time.monotonic()
                 if now - woke > POLL + 1:  # chatrepl itself was stopped (Ctrl-Z): not the server's silence
                     last_event = now
                 woke = now
                 if event is None:
-                    sink.catch_up()
                     if now - last_event > idle_timeout:
                         if reply.finish_reason is not None:
                             return  # the reply is whole; only its usage or the end marker never came

@@ -37,8 +37,8 @@ class RecordingSink:
     def pause(self) -> None:
         pass
 
-    def catch_up(self) -> None:
-        pass
+    def catch_up(self) -> float | None:
+        return None
 
     def finish(self) -> None:
         self.finished += 1
