@@ -142,7 +142,9 @@ class Output:
 
     def user_line(self, message: str) -> None:
         """A message of the user's, as it was typed at the prompt."""
-        self._line(Text(PROMPT + sanitize(message), style="bold"))
+        line = Text(PROMPT, style="bold cyan")
+        line.append(sanitize(message), style="bold")
+        self._line(line)
 
     def blank(self) -> None:
         self.terminal.checkpoint()

@@ -20,6 +20,9 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.lexers import SimpleLexer
+from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.styles import Style
 
 from chatrepl import __version__, commands
 from chatrepl.attachments import Pending
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 
 MODELS_TIMEOUT = 2.0  # seconds a provider has to list its models for Tab
+PROMPT_STYLE = Style.from_dict({"marker": "ansicyan bold", "message": "bold"})  # as Output.user_line shows it
 
 
 class _ArgumentCompleter(Completer):
@@ -168,8 +172,13 @@ class Repl:
         self.multiline = multiline
         self.history_kept = history
         self.toolbar_shown = toolbar
+        monochrome = output.plain or bool(os.environ.get("NO_COLOR"))
         self.prompt: PromptSession[str] = PromptSession(
-            PROMPT,
+            # What you type stays in scrollback marked, so your own questions are easy to find again.
+            [("class:marker", PROMPT)],
+            lexer=SimpleLexer("class:message"),
+            style=PROMPT_STYLE,
+            color_depth=ColorDepth.MONOCHROME if monochrome else None,
             key_bindings=_input_keys(self),
             multiline=Condition(lambda: self.multiline),
             history=_history(history),

@@ -280,3 +280,29 @@ def test_a_cloned_dotenv_gets_the_key_only_once_allowed(
         child.expect(pexpect.EOF)
     finally:
         collector.stop()
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_your_messages_stand_out_in_scrollback(server: FakeOpenAI, cli_env: dict[str, str], no_color: bool) -> None:
+    env = {**cli_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **({"NO_COLOR": "1"} if no_color else {})}
+    server.enqueue(Script(text="First answer."), Script(text="Second answer."))
+    child = pexpect.spawn(installed_chatrepl(), env=env, dimensions=(24, 80), encoding="utf-8", timeout=15)
+    screen = pyte.Screen(80, 24)
+    stream = pyte.Stream(screen)
+    try:
+        for question in ("first question", "second question"):
+            child.expect_exact(PROMPT)
+            stream.feed(child.before + child.after)
+            child.send(question + "\r")
+        child.expect_exact(PROMPT)
+        stream.feed(child.before + child.after)
+    finally:
+        child.close(force=True)
+    rows = [n for n, line in enumerate(screen.display) if line.startswith("> ") and "question" in line]
+    assert len(rows) == 2
+    for row in rows:
+        marker, first_letter = screen.buffer[row][0], screen.buffer[row][2]
+        assert marker.bold and first_letter.bold  # the marker and the message, bold
+        assert marker.fg == ("default" if no_color else "cyan")
+    # one blank row between a reply's figures and the next question
+    assert screen.display[rows[1] - 1].strip() == ""
