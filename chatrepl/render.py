@@ -235,6 +235,7 @@ class MarkdownRenderer:
         self._last_refresh = 0.0
         self._undrawn = False  # text has arrived since the last frame
         self._parse_at = 0  # length of _pending at which a line end is worth a parse anyway
+        self._references: dict[str, dict[str, str]] = {}  # link reference definitions seen, the first of each
 
     def feed(self, text: str) -> None:
         text = sanitize(text)
@@ -264,6 +265,7 @@ class MarkdownRenderer:
         if self._live is not None:
             self._live.clear()
         if self._pending.strip():
+            self._learn_references(self._pending)
             self._print(self._pending)
         self._pending = ""
 
@@ -275,19 +277,49 @@ class MarkdownRenderer:
         # Parsing is linear in the pending text, so between blank lines a long block is parsed
         # again only once it has doubled: the total stays linear, a finished block may wait.
         complete = self._pending[: self._pending.rfind("\n") + 1]
-        blocks = _top_level_blocks(_block_parser().parse(complete))
+        parsed = self._learn_references(complete)
+        blocks = _top_level_blocks(parsed)
         self._parse_at = 2 * len(self._pending)
         if len(blocks) < 2:
             return
         cut = _line_offset(complete, blocks[-1][0])
+        if self._waits_for_a_definition(parsed, blocks[-1][0]):
+            return
         finished, self._pending = self._pending[:cut], self._pending[cut:]
         self._parse_at = 2 * len(self._pending)
         if self._live is not None:
             self._live.clear()
         self._print(finished)
 
+    def _learn_references(self, text: str) -> list[Any]:
+        """Parse `text`, noting the link reference definitions in it (an earlier one of a label wins)."""
+        env: dict[str, Any] = {}
+        parsed = _block_parser().parse(text, env)
+        for label, target in env.get("references", {}).items():
+            self._references.setdefault(label, target)
+        return parsed
+
+    def _waits_for_a_definition(self, parsed: list[Any], last_line: int) -> bool:
+        """Whether the finished blocks use a reference not defined yet, which may still come (models
+        often put the definitions last): they stay live while they fit on the screen."""
+        from markdown_it.common.utils import normalizeReference
+
+        inline = " ".join(
+            token.content for token in parsed if token.type == "inline" and token.map and token.map[0] < last_line
+        )
+        inline = re.sub(r"`+[^`]*`+", "", inline)  # code spans hold no links
+        for text, label in _REFERENCE.findall(inline):
+            if normalizeReference(label or text) not in self._references:
+                return self._pending.count("\n") < self.console.height - 2
+        return False
+
+    def _with_references(self, text: str) -> str:
+        """The text after the definitions seen so far: a block printed alone resolves them as the reply does."""
+        definitions = "".join(_definition(label, target) for label, target in self._references.items())
+        return f"{definitions}\n{text}" if definitions else text
+
     def _print(self, text: str) -> None:
-        renderable = markdown(text)
+        renderable = markdown(self._with_references(text))
         blocks = _top_level_blocks(renderable.parsed)
         if not blocks:
             return
@@ -306,7 +338,7 @@ class MarkdownRenderer:
             return
         from rich.console import Group
 
-        tail = markdown(self._visible_source())
+        tail = markdown(self._with_references(self._visible_source()))
         blocks = _top_level_blocks(tail.parsed)
         gap = bool(blocks) and self._needs_gap(blocks[0])
         # Only what fits on screen is live: rows that scroll off cannot be redrawn.
@@ -320,6 +352,17 @@ class MarkdownRenderer:
         if len(lines) <= keep + 1:
             return self._pending
         return "\n".join([lines[0], *lines[-keep:]])
+
+
+# A link by reference: [text][label], [label][] or [label], not followed by (url) or a definition's colon.
+_REFERENCE = re.compile(r"(?<!\\)\[([^\[\]]+)\](?:\[([^\[\]]*)\])?(?![(:])")
+
+
+def _definition(label: str, target: dict[str, str]) -> str:
+    """A link reference definition's line, as markdown-it noted it (the label normalized, the address encoded)."""
+    title = target.get("title") or ""
+    quoted = title.replace("\\", "\\\\").replace('"', '\\"')
+    return f"[{label}]: <{target['href']}>" + (f' "{quoted}"' if title else "") + "\n"
 
 
 def _line_offset(text: str, line: int) -> int:
