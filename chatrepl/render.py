@@ -113,6 +113,7 @@ def json_problem(text: str) -> str | None:
 @functools.cache
 def _reply_markdown_class() -> type[Markdown]:
     """rich's Markdown with code blocks that copy exactly; built on first use, as rich.markdown is slow to import."""
+    from markdown_it.token import Token
     from rich.markdown import CodeBlock, Markdown
     from rich.segment import Segment
     from rich.syntax import Syntax
@@ -134,6 +135,16 @@ def _reply_markdown_class() -> type[Markdown]:
             "fence": CopyableCodeBlock,
             "code_block": CopyableCodeBlock,
         }
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # An image shows as `🌆 alt` in its line: rich prints it apart, before a row of padding that
+            # runs a cell past the screen, and drops the blank row before the paragraph it sits in.
+            for token in self.parsed:
+                for index, child in enumerate(token.children or []):
+                    if child.type == "image":
+                        name = child.content or str(child.attrs.get("src", "")).strip("/").rsplit("/", 1)[-1]
+                        token.children[index] = Token("text", "", 0, content=f"🌆 {name}")
 
     return ReplyMarkdown
 
