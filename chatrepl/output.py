@@ -23,7 +23,7 @@ from rich.text import Text
 
 from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn, estimate_text_tokens
 from chatrepl.models import money_text
-from chatrepl.render import FPS, JsonRenderer, LiveArea, MarkdownRenderer, PlainRenderer, json_problem, markdown
+from chatrepl.render import Frames, JsonRenderer, LiveArea, MarkdownRenderer, PlainRenderer, json_problem, markdown
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Terminal
 
@@ -283,27 +283,23 @@ class _Thinking:
         self.started = time.monotonic()
         self.parts: list[str] = []
         self.live = LiveArea.on(console) if mode != "show" else None
-        self.drawn_at = 0.0
-        self.undrawn = False  # thinking has arrived since the last frame
+        self.frames = Frames()
 
     def feed(self, text: str) -> None:
         self.parts.append(text)
         if self.mode == "show":
             self.console.print(Text(sanitize(text), style="dim"), end="", soft_wrap=True)
             return
-        self.undrawn = True
+        self.frames.changed()
         self.catch_up()
 
     def catch_up(self) -> float | None:
         """Draw the thinking that arrived since the last frame if a frame is due; else the seconds until it is."""
-        if self.live is None or not self.undrawn:
+        wait = self.frames.due() if self.live is not None else None
+        if wait == 0.0:
+            self.draw(time.monotonic())
             return None
-        now = time.monotonic()
-        if now - self.drawn_at < 1 / FPS:
-            return self.drawn_at + 1 / FPS - now
-        self.drawn_at, self.undrawn = now, False
-        self.draw(now)
-        return None
+        return wait
 
     def draw(self, now: float) -> None:
         assert self.live is not None
@@ -316,7 +312,7 @@ class _Thinking:
     def pause(self) -> None:
         if self.live is not None:
             self.live.clear()
-        self.drawn_at = 0.0
+        self.frames.restart()
 
     def close(self) -> None:
         """The thinking is over: take back the live area and leave one line in its place."""

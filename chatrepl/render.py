@@ -195,6 +195,32 @@ def _top_level_blocks(parsed: list[Any]) -> list[tuple[int, bool, bool]]:
     return blocks
 
 
+class Frames:
+    """When a live area is drawn again: once something new has come, at most FPS times a second."""
+
+    def __init__(self) -> None:
+        self._drawn_at = 0.0
+        self._waiting = False  # something has come since the last frame
+
+    def changed(self) -> None:
+        self._waiting = True
+
+    def restart(self) -> None:
+        """The next change is drawn at once (the area was taken back)."""
+        self._drawn_at = 0.0
+
+    def due(self) -> float | None:
+        """0 when a frame is due now (it counts as drawn); the seconds until it is while something
+        waits to be drawn; None when nothing does."""
+        if not self._waiting:
+            return None
+        now = time.monotonic()
+        if now - self._drawn_at < 1 / FPS:
+            return self._drawn_at + 1 / FPS - now
+        self._drawn_at, self._waiting = now, False
+        return 0.0
+
+
 class LiveArea:
     """The bottom rows of the screen, redrawn in place; nothing in it reaches scrollback."""
 
@@ -243,8 +269,7 @@ class MarkdownRenderer:
         self._printed = False
         self._gap_after_printed = False  # rich wants a blank line after the last block printed
         self._live = LiveArea.on(console)
-        self._last_refresh = 0.0
-        self._undrawn = False  # text has arrived since the last frame
+        self._frames = Frames()
         self._parse_at = 0  # length of _pending at which a line end is worth a parse anyway
         self._references: dict[str, dict[str, str]] = {}  # link reference definitions seen, the first of each
 
@@ -253,24 +278,21 @@ class MarkdownRenderer:
         self._pending += text
         if "\n" in text and (self._blank_line_ended(len(text)) or len(self._pending) >= self._parse_at):
             self._print_finished_blocks()
-        self._undrawn = True
+        self._frames.changed()
         self.catch_up()
 
     def catch_up(self) -> float | None:
-        if self._live is None or not self._undrawn:
+        wait = self._frames.due() if self._live is not None else None
+        if wait == 0.0:
+            self._show_tail()
             return None
-        now = time.monotonic()
-        if now - self._last_refresh < 1 / FPS:
-            return self._last_refresh + 1 / FPS - now
-        self._last_refresh, self._undrawn = now, False
-        self._show_tail()
-        return None
+        return wait
 
     def pause(self) -> None:
         """Erase the live area; the next text draws it again."""
         if self._live is not None:
             self._live.clear()
-        self._last_refresh = 0.0
+        self._frames.restart()
 
     def finish(self) -> None:
         if self._live is not None:
