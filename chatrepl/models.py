@@ -132,15 +132,13 @@ class Catalogue:
             else None
         )
 
+    def _entry(self, name: str) -> ModelInfo | None:
+        """The model's entry, or its dated version's base name's; None for a model not in the catalogue."""
+        return self._models.get(name) or self._models.get(_DATED_SUFFIX.sub("", name))
+
     def knows(self, name: str) -> bool:
-        """Whether the catalogue has an entry for the model (or its dated version's base name)."""
-        return name in self._models or _DATED_SUFFIX.sub("", name) in self._models
+        return self._entry(name) is not None
 
     def lookup(self, name: str) -> ModelInfo:
-        """The model's entry; a dated version falls back to its base name; unknown models get an empty entry."""
-        if name in self._models:
-            return self._models[name]
-        base = _DATED_SUFFIX.sub("", name)
-        if base in self._models:
-            return self._models[base]
-        return ModelInfo(name=name)
+        """The model's entry; unknown models get an empty one."""
+        return self._entry(name) or ModelInfo(name=name)

@@ -153,16 +153,21 @@ def report(settings: Settings) -> str:
     )
 
 
+def server_models(provider: Provider, keys: Mapping[str, str], timeout: float) -> list[str]:
+    """The models the provider's server lists, asked with its own key within `timeout` seconds;
+    MissingKey without its key, ChatError when it does not answer."""
+    from chatrepl.client import ChatClient
+
+    return ChatClient(key_for(provider, keys), provider.base_url, timeout, timeout).list_models()
+
+
 def _answers(provider: Provider, keys: Mapping[str, str]) -> str:
     """Whether the provider's server answers a model list: `yes (12 models)`, or why not."""
-    from chatrepl.client import ChatClient, ChatError
+    from chatrepl.client import ChatError
 
     try:
-        key = key_for(provider, keys)
+        return f"yes ({len(server_models(provider, keys, CHECK_TIMEOUT))} models)"
     except MissingKey:
         return "not asked (no key)"
-    client = ChatClient(key, provider.base_url, CHECK_TIMEOUT, CHECK_TIMEOUT)
-    try:
-        return f"yes ({len(client.list_models())} models)"
     except ChatError as err:
         return f"no: {err.message.removeprefix(f'cannot reach {provider.base_url}: ')}"

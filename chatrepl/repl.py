@@ -30,7 +30,7 @@ from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
 from chatrepl.images import media_type
 from chatrepl.models import money_text
 from chatrepl.output import PROMPT, Output
-from chatrepl.providers import MissingKey, Provider, key_for
+from chatrepl.providers import MissingKey, Provider, server_models
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Interrupted
 from chatrepl.turn import uses_completions
@@ -268,11 +268,10 @@ class Repl:
         if provider.name not in self._provider_models:
             names: list[str] = list(provider.models)
             if not names:
-                from chatrepl.client import ChatClient, ChatError
+                from chatrepl.client import ChatError
 
                 try:
-                    key = key_for(provider, self.session.connections.keys)
-                    names = ChatClient(key, provider.base_url, MODELS_TIMEOUT, MODELS_TIMEOUT).list_models()
+                    names = server_models(provider, self.session.connections.keys, MODELS_TIMEOUT)
                 except (ChatError, MissingKey):
                     names = []
             self._provider_models[provider.name] = [name for name in names if sanitize(name) == name]
