@@ -270,16 +270,30 @@ class Store:
 
     @staticmethod
     def _insert_conversation(
-        db: sqlite3.Connection, model: str, system_prompt: str, title: str, parameters: dict[str, Any]
+        db: sqlite3.Connection, model: str, system_prompt: str, title: str, parameters: dict[str, Any], role: str = ""
     ) -> int:
         now = time.time()
         cursor = db.execute(
-            "INSERT INTO conversations (title, model, system_prompt, parameters, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (title, model, system_prompt, json.dumps(parameters), now, now),
+            "INSERT INTO conversations (title, model, system_prompt, parameters, role, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (title, model, system_prompt, json.dumps(parameters), role, now, now),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    @staticmethod
+    def _update_conversation(
+        db: sqlite3.Connection,
+        conversation_id: int,
+        model: str,
+        system_prompt: str,
+        parameters: dict[str, Any],
+        role: str,
+    ) -> None:
+        db.execute(
+            "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ?, role = ? WHERE id = ?",
+            (model, system_prompt, json.dumps(parameters), role, conversation_id),
+        )
 
     @staticmethod
     def _insert_message(
@@ -334,10 +348,7 @@ class Store:
     ) -> None:
         """Record the model, system prompt, parameters and role a conversation goes on with."""
         with self._write() as db:
-            db.execute(
-                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ?, role = ? WHERE id = ?",
-                (model, system_prompt, json.dumps(parameters), role, conversation_id),
-            )
+            self._update_conversation(db, conversation_id, model, system_prompt, parameters, role)
 
     def begin_turn(self, turn: TurnStart) -> tuple[int, int | None, int]:
         """In one transaction: the conversation (made or brought up to date), the user's message
@@ -345,15 +356,12 @@ class Store:
         Returns the ids of the conversation, the user's message and the reply."""
         with self._write() as db:
             conversation_id = turn.conversation_id
+            model, system_prompt, parameters = turn.model, turn.system_prompt, turn.conversation_parameters
             if conversation_id is None:
                 title = " ".join((turn.user_text or "").split())[:60]
-                conversation_id = self._insert_conversation(
-                    db, turn.model, turn.system_prompt, title, turn.conversation_parameters
-                )
-            db.execute(
-                "UPDATE conversations SET model = ?, system_prompt = ?, parameters = ?, role = ? WHERE id = ?",
-                (turn.model, turn.system_prompt, json.dumps(turn.conversation_parameters), turn.role, conversation_id),
-            )
+                conversation_id = self._insert_conversation(db, model, system_prompt, title, parameters, turn.role)
+            else:
+                self._update_conversation(db, conversation_id, model, system_prompt, parameters, turn.role)
             user_id = None
             if turn.user_text is not None:
                 user_id = self._insert_message(db, conversation_id, "user", turn.user_text, "complete", turn.model, {})
