@@ -509,7 +509,7 @@ def _saved_conversations(args: argparse.Namespace, settings: config.Settings, te
     """--sessions [TEXT], --export ID FILE, --delete ID: 0 done, 1 nothing found, 2 refused."""
     from pathlib import Path
 
-    from chatrepl.commands import export, list_sessions
+    from chatrepl.commands import deletion_question, export, list_sessions
     from chatrepl.models import Catalogue
     from chatrepl.output import Output, confirm
     from chatrepl.session import ChatSession
@@ -538,7 +538,7 @@ def _saved_conversations(args: argparse.Namespace, settings: config.Settings, te
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         report("error", "--delete asks before it deletes: run it on a terminal")
         return 2
-    if not confirm(f"delete conversation {row.id}, {row.title!r} ({row.turns} turns)?"):
+    if not confirm(deletion_question(row)):
         report("note", "nothing deleted")
         return 1
     store.delete(row.id)

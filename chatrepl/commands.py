@@ -235,6 +235,11 @@ def _rename(context: Context, title: str) -> Outcome:
     return CONTINUE
 
 
+def deletion_question(row: ConversationRow) -> str:
+    """What /delete and chatrepl --delete ask first."""
+    return f"delete conversation {row.id}, {row.title!r} ({row.turns} turns)?"
+
+
 def _delete(context: Context, words: list[str]) -> Outcome:
     wanted = _one(words)
     session = context.session
@@ -243,7 +248,7 @@ def _delete(context: Context, words: list[str]) -> Outcome:
         context.output.error("usage: /delete ID (the ids are in /sessions)")
     elif row is None:
         context.output.error(f"no saved conversation {wanted}")
-    elif not context.screen.confirm(f"delete conversation {row.id}, {row.title!r} ({row.turns} turns)?"):
+    elif not context.screen.confirm(deletion_question(row)):
         context.output.note("nothing deleted")
     else:
         current = row.id == session.journal.conversation_id
