@@ -15,6 +15,7 @@ from chatrepl.config import FILE_LIMIT, IMAGE_LIMIT
 from chatrepl.images import Image, media_type, size_text
 
 STDIN = "-"
+WEB = ("http://", "https://")  # an image given by its address
 STDIN_NAME = "standard input"
 
 _LANGUAGES = {
@@ -114,7 +115,7 @@ def split_paths(argument: str) -> tuple[list[str], str]:
 def _is_path(word: str) -> bool:
     return (
         word == STDIN
-        or word.startswith(("~", "http://", "https://"))
+        or word.startswith(("~", *WEB))
         or "/" in word
         or bool(re.search(r"\.\w+$", word))
         or os.path.exists(word)
@@ -139,21 +140,25 @@ def expand(pattern: str) -> list[str]:
 
 def read_image(spec: str, limit: int, read_stdin: Callable[[], bytes]) -> Image:
     """An image from a file, standard input (`-`) or a web address (sent as it is, not downloaded)."""
-    if spec.startswith(("http://", "https://")):
+    if spec.startswith(WEB):
         return Image(spec, url=spec)
+
+    def over(size: int) -> AttachError:
+        return AttachError(f"{spec} is {size_text(size)}; the limit is {size_text(limit)} (image_limit)")
+
     if spec == STDIN:
         data = read_stdin()
     else:
         path = Path(spec).expanduser()
         try:
             size = path.stat().st_size
-            if size > limit:
-                raise AttachError(f"{spec} is {size_text(size)}; the limit is {size_text(limit)} (image_limit)")
+            if size > limit:  # known before it is read
+                raise over(size)
             data = path.read_bytes()
         except OSError as err:
             raise AttachError(f"cannot read {spec}: {err.strerror or err}") from None
     if len(data) > limit:
-        raise AttachError(f"{spec} is {size_text(len(data))}; the limit is {size_text(limit)} (image_limit)")
+        raise over(len(data))
     if media_type(data) is None:
         raise AttachError(f"{spec} is not a PNG, JPEG, WEBP or GIF image")
     return Image(STDIN_NAME if spec == STDIN else spec, data)
@@ -165,7 +170,7 @@ def read_images(specs: list[str], limit: int, read_stdin: Callable[[], bytes]) -
     problems: list[str] = []
     for spec in specs:
         try:
-            names = [spec] if spec.startswith(("http://", "https://")) else expand(spec)
+            names = [spec] if spec.startswith(WEB) else expand(spec)
             images += [read_image(name, limit, read_stdin) for name in names]
         except AttachError as err:
             problems.append(str(err))
