@@ -143,3 +143,14 @@ def test_a_reply_is_found_once_it_is_finished(server: FakeOpenAI, settings: Sett
     server.enqueue(Script(text="The answer mentions platypus."))
     _, output, _ = run_repl(settings, "tell me\r/sessions platyp\r/sessions zzz\r", store=store)
     assert re.search(r"1 turns\s+test-model\s+tell me\n\s+The answer mentions platypus", output), output
+
+
+def test_what_a_search_shows_from_saved_text_cannot_steer_the_terminal(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "c.db")
+    saved(store, ("title \x1b]0;owned\x07", "the hostile \x1b[2J reply clears \x1b]52;c;Zm9v\x07 the screen"))
+    console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system="standard")
+    _, output, _ = run_repl(settings, "/sessions hostile\r", store=store, console=console)
+    assert "^[[2J" in output and "^[]52;c;Zm9v^G" in output and "^[]0;owned^G" in output
+    assert "\x1b[2J" not in output and "\x1b]" not in output

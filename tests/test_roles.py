@@ -146,3 +146,15 @@ def test_a_role_needs_its_models_provider_key(home: Path, server: FakeOpenAI) ->
     repl, output, _ = run_repl(settings, "/role remote\rhello\r")
     assert "FAR_KEY is not set: it holds the key of provider far" in output
     assert repl.session.role == "" and server.requests[0]["model"] == "test-model"
+
+
+def test_a_role_files_text_cannot_steer_the_terminal(home: Path, server: FakeOpenAI) -> None:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    (home / "config" / "chatrepl" / "roles" / "evil.md").write_text("Be \x1b]0;owned\x07 sneaky\x1b[2J.\n")
+    repl, output, _ = run_repl(role_settings(home, server), "/role evil\r")
+    assert "\x1b]" not in output and "\x1b[2J" not in output and "^[]0;owned^G" in output
+    assert repl.prompt.completer is not None
+    found = list(repl.prompt.completer.get_completions(Document("/role ev"), CompleteEvent(completion_requested=True)))
+    assert [completion.display_meta_text for completion in found] == ["Be ^[]0;owned^G sneaky^[[2J."]
