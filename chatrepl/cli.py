@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         action=_VersionAction,
         nargs=0,
-        help="show the versions of chatrepl, Python, openai, prompt_toolkit and rich, and exit",
+        help="show the versions of chatrepl, Python, httpx, prompt_toolkit and rich, and exit",
     )
     return parser
 
@@ -251,7 +251,7 @@ class _VersionAction(argparse.Action):
             f"Python {platform.python_version()} ({platform.python_implementation()}, {platform.system()}"
             f" {platform.machine()})",
         ]
-        for package in ("openai", "prompt_toolkit", "rich"):
+        for package in ("httpx", "prompt_toolkit", "rich"):
             try:
                 lines.append(f"{package} {metadata.version(package)}")
             except metadata.PackageNotFoundError:
@@ -322,10 +322,10 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
         except providers.MissingKey as err:
             report("error", str(err))
             return 2
-    from chatrepl import local
-
     automatic = False
     if provider is None and not settings.local and not settings.api_key and not settings.base_url:
+        from chatrepl import local
+
         # local = false turns the automatic local model off
         automatic = settings.local is None and local.available()
         if not automatic:

@@ -1,7 +1,8 @@
 """ChatClient: sends a Request, yields stream events, turns API errors into ChatError.
 
-`openai` takes a good part of a second to import, so it is imported on first use
-(or by `warm_up`, which the REPL runs in a background thread once the prompt is up).
+Requests go in OpenAI's wire format over httpx, and the reply's server-sent events are
+decoded here, only the fields chatrepl uses.  httpx is imported on first use (or by
+`warm_up`, which the REPL runs in a background thread once the prompt is up).
 """
 
 from __future__ import annotations
@@ -9,24 +10,26 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import os
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chatrepl import __version__
 from chatrepl.config import mask_key
 from chatrepl.conversation import completion_prompt
 
 if TYPE_CHECKING:
-    import openai
+    import httpx
 
     from chatrepl.config import Settings
 
 OPENAI_URL = "https://api.openai.com/v1"
-_KEYLESS_PLACEHOLDER = "no-key"  # local servers ignore it; the openai library insists on one
+_ACCOUNT_HEADERS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
 _MAX_MESSAGE = 300
 
 
@@ -225,73 +228,111 @@ class Request:
 
 
 class ChatClient:
-    """Sends requests to one server with one key."""
+    """Sends requests to one server with one key, over an HTTP client made on first use."""
 
     def __init__(
-        self, api_key: str | None, base_url: str | None, timeout: float = 60.0, connect_timeout: float = 10.0
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.api_key = api_key
-        self.base_url = base_url or OPENAI_URL
+        self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._client: openai.OpenAI | None = None
+        self.headers = {"User-Agent": f"chatrepl/{__version__}", **(headers or {})}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._usage_in_stream = True  # until a server rejects stream_options
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatClient:
-        return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout)
+        """The client of the default server; OpenAI's organisation and project variables, as its own
+        library reads them, go with its requests."""
+        headers = {name: os.environ[variable] for variable, name in _ACCOUNT_HEADERS if os.environ.get(variable)}
+        return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout, headers)
 
     def warm_up(self) -> None:
-        """Import openai and build the HTTP client ahead of the first request."""
-        self._openai().chat.completions  # noqa: B018 - the attribute imports the chat resources
+        """Import the HTTP library and build the client ahead of the first request."""
+        self._http()
 
-    def _openai(self) -> openai.OpenAI:
+    def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                import openai
+                import httpx
 
-                self._client = openai.OpenAI(
-                    api_key=self.api_key or _KEYLESS_PLACEHOLDER,
-                    base_url=self.base_url,
-                    timeout=openai.Timeout(self.timeout, connect=self.connect_timeout),
-                    max_retries=0,
+                # Proxies and certificate authorities come from the environment (HTTPS_PROXY,
+                # SSL_CERT_FILE); a redirect to another host never carries the Authorization header.
+                self._client = httpx.Client(
+                    headers=self.headers,
+                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                    follow_redirects=True,
                 )
             return self._client
 
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """The response to one request, its body still unread, or ChatError for a status >= 400."""
+        import httpx
+
+        client = self._http()
+        try:
+            response = client.send(client.build_request(method, f"{self.base_url}/{path}", json=body), stream=True)
+        except httpx.TimeoutException as err:
+            raise ChatError(
+                "timeout",
+                f"no answer from {self.base_url} within {self.timeout:g} s",
+                "raise it with --timeout or CHATREPL_TIMEOUT",
+            ) from err
+        except (httpx.TransportError, httpx.InvalidURL) as err:
+            hint = "is the server running? check OPENAI_BASE_URL or --base-url"
+            if "CERTIFICATE_VERIFY_FAILED" in str(err):
+                hint = "a server with a private certificate authority: set SSL_CERT_FILE to its certificate (PEM)"
+            detail = f": {err}" if str(err) else ""
+            raise ChatError("connection", self._mask(f"cannot reach {self.base_url}{detail}"), hint) from err
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as status:
+            try:
+                response.read()
+            except httpx.HTTPError as err:
+                raise self._stream_broken(err) from err
+            finally:
+                response.close()
+            raise self._status_error(response, body["model"] if body else None) from status
+        return response
+
     def list_models(self) -> list[str]:
         """The model names the server offers (GET /models)."""
-        import openai
+        import httpx
 
+        response = self._send("GET", "models")
         try:
-            return sorted(model.id for model in self._openai().models.list())
-        except openai.OpenAIError as err:
-            raise self._error(err, None) from err
+            listing = json.loads(response.read())
+        except (httpx.HTTPError, ValueError) as err:
+            raise ChatError("server", self._mask(f"the server sent no list of models: {err}")) from err
+        finally:
+            response.close()
+        return sorted(
+            name for model in _field(listing, "data", list) or [] if isinstance(name := _field(model, "id", str), str)
+        )
 
-    def _create(self, request: Request) -> Any:
-        body = request.body()
-        if self._usage_in_stream:
-            body["stream_options"] = {"include_usage": True}
-        resource = self._openai().completions if request.completion else self._openai().chat.completions
-        field = "prompt" if request.completion else "messages"
-        model, text = body.pop("model"), body.pop(field)
-        # The parameters go as JSON as they are, so every openai version sends all of them (an older one
-        # has no argument for reasoning_effort).  The reply is read raw: decoding only the fields used
-        # costs far less than a typed object per event.
-        raw = resource.with_raw_response.create(model=model, stream=True, extra_body=body, **{field: text})
-        return raw.http_response
-
-    def _open_stream(self, request: Request) -> Any:
-        import openai
-
+    def _open_stream(self, request: Request) -> httpx.Response:
+        path = "completions" if request.completion else "chat/completions"
+        body = {**request.body(), "stream": True}
+        if not self._usage_in_stream:
+            return self._send("POST", path, body)
         try:
-            return self._create(request)
-        except openai.BadRequestError as err:
-            if not (self._usage_in_stream and "stream_options" in str(err.message)):
+            return self._send("POST", path, {**body, "stream_options": {"include_usage": True}})
+        except ChatError as err:
+            if not (err.kind == "request" and "stream_options" in err.message):
                 raise
         # A server that rejects stream_options is asked again without, and never again with.
         self._usage_in_stream = False
-        return self._create(request)
+        return self._send("POST", path, body)
 
     def stream(self, request: Request, opened: Callable[[Any], None] = lambda response: None) -> Iterator[Event]:
         """Send the request and yield the reply as it streams; `opened` gets the HTTP response
@@ -299,12 +340,9 @@ class ChatClient:
 
         Raises ChatError; kind "incomplete" means text may already have been yielded.
         """
-        import openai
+        import httpx
 
-        try:
-            response = self._open_stream(request)
-        except openai.OpenAIError as err:
-            raise self._error(err, request.model) from err
+        response = self._open_stream(request)
         opened(response)
         finished = False
         splitter = ThinkSplitter()
@@ -325,18 +363,10 @@ class ChatClient:
                         yield from splitter.end()
                     finished = finished or isinstance(event, Finished)
                     yield event
-        except openai.OpenAIError as err:
-            if not isinstance(err, openai.APIConnectionError):
-                raise self._error(err, request.model) from err
-            if not finished:  # lost after the finish (the usage or [DONE] still to come), nothing was lost
-                raise self._stream_broken(err) from err
         except ValueError as err:  # an event that is not JSON
             raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
-        except Exception as err:
-            # Read errors of the HTTP library itself: openai versions differ in wrapping them.
-            if not _is_transport_error(err):
-                raise
-            if not finished:
+        except (httpx.HTTPError, httpx.StreamError) as err:
+            if not finished:  # lost after the finish (the usage or [DONE] still to come), nothing was lost
                 raise self._stream_broken(err) from err
         finally:
             response.close()
@@ -359,33 +389,10 @@ class ChatClient:
         key = self.api_key
         return message.replace(key, mask_key(key)) if key else message
 
-    def _error(self, err: Exception, model: str | None) -> ChatError:
-        import openai
-
-        if isinstance(err, openai.APITimeoutError):
-            return ChatError(
-                "timeout",
-                f"no answer from {self.base_url} within {self.timeout:g} s",
-                "raise it with --timeout or CHATREPL_TIMEOUT",
-            )
-        if isinstance(err, openai.APIConnectionError):
-            cause = err.__cause__ or err.__context__
-            detail = f": {cause}" if cause else ""
-            hint = "is the server running? check OPENAI_BASE_URL or --base-url"
-            if "CERTIFICATE_VERIFY_FAILED" in detail:
-                hint = "a server with a private certificate authority: set SSL_CERT_FILE to its certificate (PEM)"
-            return ChatError("connection", self._mask(f"cannot reach {self.base_url}{detail}"), hint)
-        if isinstance(err, openai.APIStatusError):
-            return self._status_error(err, model)
-        if isinstance(err, openai.APIError):
-            return ChatError("server", self._mask(f"the server reported an error: {err.message}"))
-        return ChatError("client", self._mask(str(err)))
-
-    def _status_error(self, err: openai.APIStatusError, model: str | None) -> ChatError:
-        status = err.status_code
-        body = err.body if isinstance(err.body, dict) else {}
-        detail = body.get("message") or (err.body if isinstance(err.body, str) else "") or err.response.reason_phrase
-        detail = self._mask(str(detail))
+    def _status_error(self, response: httpx.Response, model: str | None) -> ChatError:
+        status = response.status_code
+        body, detail = _error_body(response)
+        detail = self._mask(detail or response.reason_phrase)
         code = str(body.get("code") or "")
         if status == 401:
             return ChatError("auth", f"authentication failed (401): {detail}", "check your API key (OPENAI_API_KEY)")
@@ -400,7 +407,7 @@ class ChatClient:
         if status == 429:
             if code == "insufficient_quota":
                 return ChatError("quota", f"quota exceeded (429): {detail}", "check your plan and billing")
-            wait = _retry_after(err.response.headers)
+            wait = _retry_after(response.headers)
             when = f"retry after {wait:g} s" if wait is not None else "retry in a moment"
             return ChatError("rate_limit", f"rate limited (429), {when}: {detail}", retry_after=wait)
         if code == "context_length_exceeded" or "context length" in detail.lower():
@@ -410,7 +417,7 @@ class ChatClient:
                 "type new to start a fresh conversation",
             )
         if status >= 500:
-            wait = _retry_after(err.response.headers)
+            wait = _retry_after(response.headers)
             return ChatError("server", f"server error ({status}): {detail}", retry_after=wait)
         param = body.get("param")
         if param:
@@ -440,9 +447,17 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def _is_transport_error(err: Exception) -> bool:
-    """An error of the HTTP library under openai (httpx, or httpx2 in newer versions)."""
-    return type(err).__module__.split(".")[0].rstrip("2") in ("httpx", "httpcore")
+def _error_body(response: httpx.Response) -> tuple[dict[str, Any], str]:
+    """The error object of a failed response (OpenAI's `{"error": {…}}`, or the body itself) and its
+    message: what the server said, whatever shape it said it in."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return {}, response.text
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        return error, str(error.get("message") or "")
+    return {}, "" if error is None else str(error)
 
 
 def _hang_up(response: Any) -> None:

@@ -57,6 +57,7 @@ class Script:
     error_code: str | None = None
     error_param: str | None = None
     retry_after: str | None = None
+    error_body: str | None = None  # with a status: this text as the body, instead of OpenAI's error object
     drop_after: int | None = None  # chunks sent before the connection is cut mid-body
     end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
     stall_after: int | None = None  # chunks sent before the server goes silent
@@ -197,7 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
         script = self.server.next_script(body)
         if script.first_delay:
             time.sleep(script.first_delay)
-        if script.status != 200:
+        if script.status != 200 and script.error_body is not None:
+            self._send(script.status, script.error_body.encode(), "text/plain")
+        elif script.status != 200:
             error = {
                 "message": script.error_message,
                 "type": script.error_type,
@@ -212,9 +215,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self._completion(script, body))
 
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -78,10 +78,30 @@ def test_refusal_and_usage_events(server: FakeOpenAI, settings: Settings) -> Non
     assert events == [RefusalDelta("I can't help with that."), Finished("stop"), Usage(7, 3)]
 
 
-def test_keyless_base_url_sends_a_placeholder(server: FakeOpenAI, settings: Settings) -> None:
+def test_a_keyless_server_gets_no_authorization_header(server: FakeOpenAI, settings: Settings) -> None:
     settings.api_key = None
     assert collect(client_for(settings))[1] is None
-    assert server.headers_seen[0]["authorization"] == "Bearer no-key"
+    assert "authorization" not in server.headers_seen[0]
+
+
+def test_the_openai_organisation_and_project_go_with_the_default_servers_requests(
+    server: FakeOpenAI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-example")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_example")
+    assert collect(client_for(settings))[1] is None
+    headers = server.headers_seen[0]
+    assert (headers["openai-organization"], headers["openai-project"]) == ("org-example", "proj_example")
+    assert headers["user-agent"].startswith("chatrepl/")
+
+
+def test_an_error_body_in_any_shape_is_one_line(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(status=404, error_body='{"error": "model \'nope\' not found"}'))  # Ollama's shape
+    server.enqueue(Script(status=502, error_body="<html>\n<h1>502 Bad Gateway</h1>\n</html>"))
+    client = client_for(settings)
+    first, second = collect(client)[1], collect(client)[1]
+    assert first is not None and first.message == "not found (404): model 'nope' not found"
+    assert second is not None and second.message == "server error (502): <html> <h1>502 Bad Gateway</h1> </html>"
 
 
 @pytest.mark.parametrize(
@@ -175,9 +195,7 @@ def test_lists_the_server_models(settings: Settings) -> None:
 
 def test_connect_timeout_is_its_own_setting(settings: Settings) -> None:
     settings.connect_timeout = 2.5
-    client = client_for(settings)
-    client.warm_up()
-    timeout = client._openai().timeout
+    timeout = client_for(settings)._http().timeout
     assert (timeout.connect, timeout.read) == (2.5, settings.timeout)
 
 
