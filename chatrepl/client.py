@@ -8,7 +8,6 @@ decoded here, only the fields chatrepl uses.  httpx is imported on first use (or
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import os
 import queue
@@ -431,6 +430,8 @@ class ChatClient:
 
 def _retry_after(headers: Any) -> float | None:
     """Seconds to wait from retry-after-ms or retry-after (seconds, or an HTTP date)."""
+    import email.utils
+
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         value = (headers.get(name) or "").strip()
         if not value:

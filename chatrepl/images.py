@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -99,6 +98,8 @@ class Image:
 
     @functools.cached_property
     def sha256(self) -> str:
+        import hashlib  # loads OpenSSL: not worth it before an image is attached
+
         return hashlib.sha256(self.data).hexdigest()
 
     @functools.cached_property

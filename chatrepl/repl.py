@@ -24,7 +24,7 @@ from prompt_toolkit.lexers import SimpleLexer
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.styles import Style
 
-from chatrepl import __version__, commands
+from chatrepl import __version__
 from chatrepl.attachments import Pending
 from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
 from chatrepl.images import media_type
@@ -36,8 +36,10 @@ from chatrepl.terminal import Interrupted
 from chatrepl.turn import uses_completions
 
 if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
     from prompt_toolkit.key_binding import KeyPressEvent
 
+    from chatrepl.commands import Context
     from chatrepl.config import Settings
     from chatrepl.conversation import Turn
     from chatrepl.images import Image
@@ -75,12 +77,16 @@ class _ArgumentCompleter(Completer):
         session = self.repl.session
         candidates: dict[str, str]  # completion -> description
         if not space:
+            from chatrepl import commands
+
             candidates = {f"/{command.name}": command.help for command in commands.COMMANDS}
             argument = word
         elif word == "/model":
             candidates = self._models(argument)
         elif word == "/role":
-            candidates = commands.role_choices(session)
+            from chatrepl.commands import role_choices
+
+            candidates = role_choices(session)
         elif word == "/set":
             candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
         elif word == "/resume" and session.store is not None:
@@ -191,8 +197,15 @@ class Repl:
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
             **(prompt_io or {}),
         )
-        self.context = commands.Context(session, output, self)
         self._prompt_io = prompt_io or {}
+        self._warming_up = False
+
+    @functools.cached_property
+    def context(self) -> Context:
+        """What the commands work with; the command table is imported once the prompt is up."""
+        from chatrepl.commands import Context
+
+        return Context(self.session, self.output, self)
 
     @classmethod
     def for_settings(
@@ -251,10 +264,16 @@ class Repl:
             parts.append(f"attached: {self.attachments.describe()}")
         return sanitize(" · ".join(parts))
 
+    def _start_warm_up(self, app: Application[str]) -> None:
+        if not self._warming_up:
+            self._warming_up = True
+            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+
     def _warm_up(self) -> None:
         """Pay for the slow imports while the user is still typing."""
         try:
             self.session.client.warm_up()
+            import chatrepl.commands  # noqa: F401 - the command table, ready for the first line
             from chatrepl.render import warm_up
 
             warm_up()
@@ -298,9 +317,12 @@ class Repl:
         self.output.note(
             f"chatrepl {__version__} · {session.model} at {session.client.base_url}{role} · /help for commands"
         )
-        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+        # Once the prompt is drawn, not before: the imports would otherwise hold it up.
+        self.prompt.app.after_render += self._start_warm_up
         if resume is not None:
-            self._busy(lambda: commands.resume(self.context, resume))
+            from chatrepl.commands import resume as bring_back
+
+            self._busy(lambda: bring_back(self.context, resume))
         while True:
             for report in session.reports():
                 self.output.warning(report)
@@ -327,6 +349,8 @@ class Repl:
 
     def _handle(self, line: str) -> bool:
         """Run a line; True to leave."""
+        from chatrepl import commands
+
         try:
             parsed = commands.parse(line)
         except (commands.UnknownCommand, commands.BadArgument) as err:
