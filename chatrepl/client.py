@@ -274,7 +274,7 @@ class ChatClient:
             return self._client
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        """The response to one request, its body still unread, or ChatError for a status >= 400."""
+        """The response to one request, its body still unread; ChatError for any status but 2xx."""
         import httpx
 
         client = self._http()
