@@ -549,10 +549,10 @@ def _saved_conversations(args: argparse.Namespace, settings: config.Settings, te
 def _start_role(session: ChatSession, name: str | None) -> bool:
     """Take on the role the settings name (with --role, also on a resumed conversation); False after
     reporting why it cannot be."""
-    from chatrepl import roles
-
     if not name:
         return True
+    from chatrepl import roles
+
     try:
         role, examples = roles.take_on(name, session.roles, roles.roles_dir(os.environ))
         session.use_role(role, examples)
@@ -584,7 +584,7 @@ def _once(
     1 failed, 2 refused, 130 interrupted.  With `wanted`, the question goes on that saved conversation."""
     from chatrepl.conversation import COMPLETE, INTERRUPTED
     from chatrepl.output import Output, ReplySink
-    from chatrepl.turn import uses_completions
+    from chatrepl.parameters import uses_completions
 
     terminal = notices.terminal
     if wanted is not None:
@@ -608,10 +608,10 @@ def _once(
 
 def _read_examples(path: str | None) -> list[Turn] | None:
     """The few-shot examples file's turns ([] without one), or None after reporting why it is unusable."""
-    from chatrepl.roles import read_examples
-
     if not path:
         return []
+    from chatrepl.roles import read_examples
+
     try:
         return read_examples(path)
     except ValueError as err:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatrepl import __version__
-from chatrepl.config import mask_key
+from chatrepl.config import OPENAI_URL, mask_key
 from chatrepl.conversation import completion_prompt
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from chatrepl.config import Settings
 
-OPENAI_URL = "https://api.openai.com/v1"
 _ACCOUNT_HEADERS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
 _MAX_MESSAGE = 300
 

@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 FILE_LIMIT = 256 * 1024  # bytes of text files one message takes
 IMAGE_LIMIT = 20 * 1024 * 1024  # bytes of one image
+OPENAI_URL = "https://api.openai.com/v1"  # the server when no base URL is set
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -324,11 +325,11 @@ def config_path(environ: Mapping[str, str]) -> Path:
 
 def read_dotenv(start: Path) -> tuple[Path | None, dict[str, str]]:
     """The nearest .env from `start` upward, without touching os.environ."""
-    from dotenv import dotenv_values
-
     for directory in (start, *start.parents):
         candidate = directory / ".env"
         if candidate.is_file():
+            from dotenv import dotenv_values
+
             values = dotenv_values(candidate)
             return candidate, {name: value for name, value in values.items() if value is not None}
     return None, {}

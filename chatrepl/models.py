@@ -6,11 +6,12 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from chatrepl.config import tomllib
 
+BUNDLED = Path(__file__).parent / "data" / "models.toml"  # the catalogue that comes with chatrepl
 _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
@@ -105,7 +106,7 @@ class Catalogue:
 
     def __init__(self, user_models: dict[str, dict[str, Any]] | None = None, where: str = "config.toml") -> None:
         """`user_models` come from `where`; ValueError names what is wrong with one."""
-        bundled = tomllib.loads(resources.files("chatrepl").joinpath("data/models.toml").read_text("utf-8"))
+        bundled = tomllib.loads(BUNDLED.read_text("utf-8"))
         self.prices_checked: str = bundled["prices_checked"]
         # A model in the catalogue takes reasoning_effort, and images, only where its entry says so.
         self._models = {

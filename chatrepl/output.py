@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import math
 import re
 import sys
@@ -18,9 +19,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
-
 from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn, estimate_text_tokens
 from chatrepl.models import money_text
 from chatrepl.render import Frames, JsonRenderer, LiveArea, MarkdownRenderer, PlainRenderer, json_problem, markdown
@@ -28,6 +26,9 @@ from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Terminal
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     from chatrepl.client import Request, Usage
     from chatrepl.render import Renderer
     from chatrepl.turn import TurnOutcome
@@ -77,15 +78,25 @@ def status_line(usage: Usage, cost: float | None, session_cost: float | None, co
     return " · ".join(parts)
 
 
+def _styled(*spans: tuple[str, str]) -> Text:
+    """Spans of sanitized text, each with its rich style, as one rich Text (rich is imported when
+    first needed, not before the first prompt)."""
+    from rich.text import Text
+
+    return Text.assemble(*spans)
+
+
 @contextlib.contextmanager
 def spinner(message: str) -> Iterator[Callable[[float], None]]:
     """A spinner with the seconds elapsed on a terminal's standard error; silent elsewhere."""
     if not sys.stderr.isatty():
         yield lambda elapsed: None
         return
+    from rich.console import Console
+
     text = sanitize(message)
-    with Console(stderr=True).status(Text(text)) as status:
-        yield lambda elapsed: status.update(Text(f"{text}… {elapsed:.0f} s"))
+    with Console(stderr=True).status(_styled((text, ""))) as status:
+        yield lambda elapsed: status.update(_styled((f"{text}… {elapsed:.0f} s", "")))
 
 
 class Output:
@@ -100,51 +111,60 @@ class Output:
         stderr: bool = False,
         thinking: str = "collapse",
     ) -> None:
-        self._console = console or Console(stderr=stderr, color_system=None if plain else "auto")
+        self._given_console = console
+        self._stderr = stderr
         self.terminal = terminal or Terminal()
         self.plain = plain
         self.debug = debug
         self.thinking = thinking
 
+    @functools.cached_property
+    def _console(self) -> Console:
+        """rich's console, made when first written to: importing rich would hold up the first prompt."""
+        if self._given_console is not None:
+            return self._given_console
+        from rich.console import Console
+
+        return Console(stderr=self._stderr, color_system=None if self.plain else "auto")
+
     @property
     def is_terminal(self) -> bool:
         return self._console.is_terminal
 
-    def _line(self, text: Text) -> None:
+    def _line(self, *spans: tuple[str, str]) -> None:
         self.terminal.checkpoint()
-        self._console.print(text, soft_wrap=True)
+        self._console.print(_styled(*spans), soft_wrap=True)
 
     def error(self, message: str, hint: str = "", cause: BaseException | None = None) -> None:
-        line = Text("error: ", style="bold red")
-        line.append(sanitize(message), style="red")
+        spans = [("error: ", "bold red"), (sanitize(message), "red")]
         if hint:
-            line.append(f" · {sanitize(hint)}", style="dim")
-        self._line(line)
+            spans.append((f" · {sanitize(hint)}", "dim"))
+        self._line(*spans)
         if self.debug and cause is not None:
             trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-            self._line(Text(sanitize(trace), style="dim"))
+            self._line((sanitize(trace), "dim"))
 
     def warning(self, message: str) -> None:
-        self._line(Text(f"warning: {sanitize(message)}", style="yellow"))
+        self._line((f"warning: {sanitize(message)}", "yellow"))
 
     def note(self, message: str) -> None:
-        self._line(Text(sanitize(message), style="dim"))
+        self._line((sanitize(message), "dim"))
 
     def info(self, message: str) -> None:
-        self._line(Text(sanitize(message)))
+        self._line((sanitize(message), ""))
 
     def snippet(self, text: str, start: str, end: str) -> None:
         """Words around a search's match, indented, the matched words (between `start` and `end`) marked."""
-        line = Text("       ")
-        for number, piece in enumerate(text.replace(end, start).split(start)):
-            line.append(sanitize(re.sub(r"\s+", " ", piece)), style="bold underline" if number % 2 else "dim")
-        self._line(line)
+        pieces = enumerate(text.replace(end, start).split(start))
+        spans = [
+            (sanitize(re.sub(r"\s+", " ", piece)), "bold underline" if number % 2 else "dim")
+            for number, piece in pieces
+        ]
+        self._line(("       ", ""), *spans)
 
     def user_line(self, message: str) -> None:
         """A message of the user's, as it was typed at the prompt."""
-        line = Text(PROMPT, style="bold cyan")
-        line.append(sanitize(message), style="bold")
-        self._line(line)
+        self._line((PROMPT, "bold cyan"), (sanitize(message), "bold"))
 
     def blank(self) -> None:
         self.terminal.checkpoint()
@@ -288,7 +308,7 @@ class _Thinking:
     def feed(self, text: str) -> None:
         self.parts.append(text)
         if self.mode == "show":
-            self.console.print(Text(sanitize(text), style="dim"), end="", soft_wrap=True)
+            self.console.print(_styled((sanitize(text), "dim")), end="", soft_wrap=True)
             return
         self.frames.changed()
         self.catch_up()
@@ -303,10 +323,10 @@ class _Thinking:
 
     def draw(self, now: float) -> None:
         assert self.live is not None
-        shown = Text(f"thinking… {now - self.started:.0f} s", style="dim italic")
-        if self.mode == "collapse":
-            tail = sanitize("".join(self.parts[-200:])).splitlines()[-self.LINES :]
-            shown.append("".join(f"\n  {line}" for line in tail), style="dim")
+        tail = sanitize("".join(self.parts[-200:])).splitlines()[-self.LINES :] if self.mode == "collapse" else []
+        shown = _styled(
+            (f"thinking… {now - self.started:.0f} s", "dim italic"), ("".join(f"\n  {line}" for line in tail), "dim")
+        )
         self.live.show(shown, max_rows=self.console.height - 2)
 
     def pause(self) -> None:
@@ -322,7 +342,7 @@ class _Thinking:
         if self.mode == "show":
             self.console.print()
         hint = " · /think to show" if self.mode != "show" else ""
-        self.console.print(Text(f"thought for {seconds:.1f} s · ~{tokens:,} tokens{hint}", style="dim"))
+        self.console.print(_styled((f"thought for {seconds:.1f} s · ~{tokens:,} tokens{hint}", "dim")))
 
 
 class ReplySink:

@@ -8,10 +8,13 @@ base URL only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from chatrepl.config import OPENAI_URL
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient
@@ -61,7 +64,7 @@ def check_entry(name: str, entry: Any, where: str) -> Provider:
     models = entry.get("models", [])
     if not all(isinstance(model, str) and model for model in models):
         raise ValueError(f"{place}.models: expected a list of model names, got {models!r}")
-    return Provider(name, base_url, entry.get("api_key_env") or None, tuple(models), where)
+    return Provider(name, base_url.rstrip("/"), entry.get("api_key_env") or None, tuple(models), where)
 
 
 def catalogue(configured: Mapping[str, Provider]) -> dict[str, Provider]:
@@ -93,22 +96,29 @@ def key_for(provider: Provider, keys: Mapping[str, str]) -> str | None:
 
 
 class Connections:
-    """A client for each server a session talks to: the default one, and one per provider, made
-    when first needed with that provider's own key."""
+    """A client for each server a session talks to: the settings' own server, and each provider's
+    with that provider's key, each made when first needed."""
 
-    def __init__(
-        self,
-        default: ChatClient,
-        providers: Mapping[str, Provider] | None = None,
-        keys: Mapping[str, str] | None = None,
-    ) -> None:
-        self.default = default
-        self.providers = catalogue(providers or {})
-        self.keys = keys or {}
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.providers = catalogue(settings.providers)
+        self.keys = settings.provider_keys
         self._clients: dict[str, ChatClient] = {}
+
+    @functools.cached_property
+    def default(self) -> ChatClient:
+        """The settings' server's client; the client module is not imported before the prompt is up."""
+        from chatrepl.client import ChatClient
+
+        return ChatClient.from_settings(self.settings)
 
     def split(self, model: str) -> tuple[Provider | None, str]:
         return split_model(model, self.providers)
+
+    def url(self, model: str) -> str:
+        """Where requests for `model` go."""
+        provider, _ = self.split(model)
+        return provider.base_url if provider is not None else self.settings.base_url or OPENAI_URL
 
     def client(self, model: str) -> ChatClient:
         """The client for the server `model` names; MissingKey if its provider's key variable is unset."""
@@ -120,7 +130,7 @@ class Connections:
 
             key = key_for(provider, self.keys)
             self._clients[provider.name] = ChatClient(
-                key, provider.base_url, self.default.timeout, self.default.connect_timeout
+                key, provider.base_url, self.settings.timeout, self.settings.connect_timeout
             )
         return self._clients[provider.name]
 
@@ -132,8 +142,6 @@ def report(settings: Settings) -> str:
     """`--providers`: each provider (the default server first), where it comes from, its key, and
     whether it answers (all asked at once, each for at most CHECK_TIMEOUT seconds)."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from chatrepl.client import OPENAI_URL
 
     default = Provider(
         "(default)", settings.base_url or OPENAI_URL, "OPENAI_API_KEY", source=settings.sources.get("base_url", "")

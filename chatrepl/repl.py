@@ -13,11 +13,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit import PromptSession
+from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter, ThreadedCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import SimpleLexer
@@ -30,10 +31,10 @@ from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
 from chatrepl.images import media_type
 from chatrepl.models import money_text
 from chatrepl.output import PROMPT, Output
+from chatrepl.parameters import uses_completions
 from chatrepl.providers import MissingKey, Provider, server_models
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Interrupted
-from chatrepl.turn import uses_completions
 
 if TYPE_CHECKING:
     from prompt_toolkit.application import Application
@@ -264,6 +265,13 @@ class Repl:
             parts.append(f"attached: {self.attachments.describe()}")
         return sanitize(" · ".join(parts))
 
+    def banner(self) -> str:
+        """The line above the first prompt: drawn by prompt_toolkit, as rich is not loaded yet."""
+        session = self.session
+        server = session.connections.url(session.model)
+        role = f" · role {session.role}" if session.role else ""
+        return f"chatrepl {__version__} · {session.model} at {server}{role} · /help for commands"
+
     def _start_warm_up(self, app: Application[str]) -> None:
         if not self._warming_up:
             self._warming_up = True
@@ -313,9 +321,8 @@ class Repl:
     def run(self, resume: int | None = None) -> int:
         """Read and answer until the user leaves; `resume` first brings back that saved conversation."""
         session = self.session
-        role = f" · role {session.role}" if session.role else ""
-        self.output.note(
-            f"chatrepl {__version__} · {session.model} at {session.client.base_url}{role} · /help for commands"
+        print_formatted_text(
+            FormattedText([("" if self.output.plain else "dim", sanitize(self.banner()))]), output=self.prompt.output
         )
         # Once the prompt is drawn, not before: the imports would otherwise hold it up.
         self.prompt.app.after_render += self._start_warm_up

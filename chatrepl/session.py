@@ -7,12 +7,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.client import ChatError
 from chatrepl.conversation import Conversation, Turn
 from chatrepl.journal import Journal, Writer
 from chatrepl.models import money_text
+from chatrepl.parameters import PARAMETER_KEYS, Parameters, uses_completions
 from chatrepl.providers import MissingKey
-from chatrepl.turn import FAILED, PARAMETER_KEYS, Parameters, Sink, TurnOutcome, run_turn, uses_completions
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient, Request, Usage
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from chatrepl.roles import Role
     from chatrepl.store import ConversationRow, Store
     from chatrepl.terminal import Terminal
+    from chatrepl.turn import Sink, TurnOutcome
 
 CLOSE_PATIENCE = 15.0  # seconds to wait at the end for what is still being saved
 READ_PATIENCE = 2.0  # seconds a read of saved conversations waits for what is still being saved
@@ -129,11 +129,10 @@ class ChatSession:
         cls, settings: Settings, catalogue: Catalogue, store: Store | None, examples: list[Turn]
     ) -> ChatSession:
         """A session on the settings' servers, with their model, system prompt and parameters."""
-        from chatrepl.client import ChatClient
         from chatrepl.providers import Connections
 
         return cls(
-            Connections(ChatClient.from_settings(settings), settings.providers, settings.provider_keys),
+            Connections(settings),
             catalogue,
             settings.model,
             settings.system,
@@ -293,6 +292,10 @@ class ChatSession:
     def _answer(
         self, sink: Sink, terminal: Terminal, user_text: str | None, images: tuple[Image, ...] = ()
     ) -> TurnOutcome:
+        # The turn engine and the client are imported once the prompt is up, not before it.
+        from chatrepl.client import ChatError
+        from chatrepl.turn import FAILED, TurnOutcome, run_turn
+
         model, params, rules, journal = self.model, self.params, self.rules, self.journal
 
         def begin(request: Request) -> None:

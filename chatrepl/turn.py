@@ -8,7 +8,6 @@ Ctrl-Z) through `Terminal.checkpoint`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,62 +35,16 @@ from chatrepl.conversation import (
     estimate_tokens,
     message_text,
 )
+from chatrepl.parameters import Parameters, sends_images, uses_completions
 from chatrepl.terminal import POLL, Interrupted, Terminal
 
 if TYPE_CHECKING:
-    from chatrepl.config import Settings
     from chatrepl.models import ModelInfo
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
 SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
 JSON_HINT = "Reply with a JSON object."
-
-
-@dataclass(frozen=True)
-class Parameters:
-    """How replies are asked for; what is sent of them depends on the model (`build_request`)."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    stop: tuple[str, ...] | None = None
-    seed: int | None = None
-    n: int | None = None
-    reasoning_effort: str | None = None
-    json: bool = False
-    mode: str = "chat"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Parameters:
-        return cls(**{name: getattr(settings, name) for name in PARAMETER_KEYS}).replace("stop", settings.stop)
-
-    def replace(self, key: str, value: Any) -> Parameters:
-        return dataclasses.replace(self, **{key: tuple(value) if key == "stop" and value else value})
-
-    def saved(self) -> dict[str, Any]:
-        """What a saved conversation keeps of them: the ones set."""
-        return {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in dataclasses.asdict(self).items()
-            if value is not None and value != getattr(DEFAULT_PARAMETERS, name)
-        }
-
-
-PARAMETER_KEYS = tuple(field.name for field in dataclasses.fields(Parameters))
-DEFAULT_PARAMETERS = Parameters()
-
-
-def uses_completions(params: Parameters, rules: ModelInfo) -> bool:
-    """Completion mode: the legacy Completions API, asked by the user or required by the model."""
-    return params.mode == "completion" or rules.api == "completions"
-
-
-def sends_images(params: Parameters, rules: ModelInfo) -> bool:
-    """Whether a request carries images: not to a model the catalogue says cannot see, nor in completion mode."""
-    return rules.vision is not False and not uses_completions(params, rules)
 
 
 def request_messages(

@@ -26,8 +26,9 @@ from chatrepl.config import Settings, byte_size
 from chatrepl.conversation import Conversation, from_json, to_json, to_markdown
 from chatrepl.images import Image, dimensions, image_tokens, media_type
 from chatrepl.models import Catalogue
+from chatrepl.parameters import DEFAULT_PARAMETERS
 from chatrepl.store import Store
-from chatrepl.turn import DEFAULT_PARAMETERS, estimate_prompt
+from chatrepl.turn import estimate_prompt
 
 
 def png(width: int, height: int) -> bytes:

@@ -16,6 +16,8 @@ import pytest
 from conftest import TEST_KEY, installed_chatrepl
 from openai_server import FakeOpenAI, Script
 
+from chatrepl import __version__
+
 PROMPT = "\x1b[?2004h"  # prompt_toolkit turns on bracketed paste each time a prompt is ready for input
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
@@ -289,15 +291,23 @@ def test_your_messages_stand_out_in_scrollback(server: FakeOpenAI, cli_env: dict
     child = pexpect.spawn(installed_chatrepl(), env=env, dimensions=(24, 80), encoding="utf-8", timeout=15)
     screen = pyte.Screen(80, 24)
     stream = pyte.Stream(screen)
+    shown = ""
     try:
         for question in ("first question", "second question"):
             child.expect_exact(PROMPT)
-            stream.feed(child.before + child.after)
+            shown += child.before + child.after
             child.send(question + "\r")
         child.expect_exact(PROMPT)
-        stream.feed(child.before + child.after)
+        shown += child.before + child.after
     finally:
         child.close(force=True)
+    stream.feed(shown)
+    # the banner first, dim unless NO_COLOR says otherwise
+    assert (
+        screen.display[0].rstrip()
+        == f"chatrepl {__version__} · test-model at {server.url.rstrip('/')} · /help for commands"
+    )
+    assert bool(re.search(r"\x1b\[(\d+;)*2mchatrepl ", shown)) is not no_color
     rows = [n for n, line in enumerate(screen.display) if line.startswith("> ") and "question" in line]
     assert len(rows) == 2
     for row in rows:

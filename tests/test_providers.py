@@ -145,7 +145,7 @@ def test_prices_per_provider_and_the_providers_model_shown(server: FakeOpenAI, t
     assert "$0.0000" in output or "$0.000" in output
     assert repl.toolbar_text().startswith("one:big · chat")
     assert re.search(r"^one:big · \d+ in · \d+ out · \$", output, re.MULTILINE)  # the status line
-    assert "chatrepl 0.1.0 · one:big at " in output
+    assert repl.banner().startswith(f"chatrepl 0.1.0 · one:big at {server.url.rstrip('/')} · ")  # the provider's server
 
 
 def test_providers_flag_lists_where_each_comes_from_and_whether_it_answers(

@@ -12,8 +12,9 @@ from chatrepl.client import ChatClient, Request
 from chatrepl.config import Settings
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
 from chatrepl.models import ModelInfo
+from chatrepl.parameters import DEFAULT_PARAMETERS, Parameters
 from chatrepl.terminal import Interrupted, Terminal
-from chatrepl.turn import DEFAULT_PARAMETERS, Parameters, TurnOutcome, build_request, run_turn
+from chatrepl.turn import TurnOutcome, build_request, run_turn
 
 
 class RecordingSink:
