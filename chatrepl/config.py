@@ -257,6 +257,8 @@ OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 
 @dataclass
 class Settings:
+    """Every setting, from the flags, the environment, a .env, the config file and the defaults."""
+
     api_key: str | None = None
     base_url: str | None = None
     model: str = DEFAULT_MODEL

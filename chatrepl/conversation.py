@@ -23,6 +23,8 @@ _CUT_NOTES = {
 
 @dataclass
 class Turn:
+    """One message of the user's or one reply, with its status and what went with it."""
+
     role: str
     content: str
     status: str = COMPLETE
@@ -43,6 +45,8 @@ class Turn:
 
 @dataclass
 class Conversation:
+    """The system prompt, the few-shot examples and the turns so far."""
+
     system_prompt: str
     turns: list[Turn] = field(default_factory=list)
     examples: list[Turn] = field(default_factory=list)  # few-shot turns after the system prompt, never trimmed

@@ -17,6 +17,8 @@ _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A model's catalogue entry: its limits, prices and request rules (None: not known)."""
+
     name: str
     context: int | None = None
     max_output: int | None = None

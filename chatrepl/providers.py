@@ -25,6 +25,8 @@ BUILT_IN_SOURCE = "built in"
 
 @dataclass(frozen=True)
 class Provider:
+    """An OpenAI-compatible server with a name, and the variable that holds its key."""
+
     name: str
     base_url: str
     api_key_env: str | None = None  # the variable holding its key; None for a server that needs none

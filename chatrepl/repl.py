@@ -281,7 +281,9 @@ class Repl:
         """Pay for the slow imports while the user is still typing."""
         try:
             self.session.client.warm_up()
-            import chatrepl.commands  # noqa: F401 - the command table, ready for the first line
+            # the command table for the first line, the turn engine for the first message
+            import chatrepl.commands
+            import chatrepl.turn  # noqa: F401
             from chatrepl.render import warm_up
 
             warm_up()

@@ -129,6 +129,9 @@ class NotChatreplDatabase(StoreError):
 
 @dataclass(frozen=True)
 class ConversationRow:
+    """A saved conversation: its title, model, system prompt, parameters and role, its number of turns
+    and when it last changed."""
+
     id: int
     title: str
     model: str
@@ -141,6 +144,8 @@ class ConversationRow:
 
 @dataclass(frozen=True)
 class MessageRow:
+    """A saved message."""
+
     role: str
     content: str
     status: str
