@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -579,15 +580,17 @@ def _clear(context: Context, words: list[str]) -> Outcome:
 def _help(context: Context, words: list[str]) -> Outcome:
     wanted = _one(words)
     if not wanted:
-        context.output.info(help_text())
+        context.output.info(help_text(context.output.width))
         return CONTINUE
     command = _BY_NAME.get(wanted.lower().lstrip("/"))
     if command is None:
         context.output.error(f"no command /{wanted.lstrip('/')}, try /help")
         return CONTINUE
     aliases = "".join(f", /{alias}" for alias in command.aliases)
-    details = "".join(f"\n  {line}" for line in command.details.splitlines())
-    context.output.info(f"/{command.name} {command.arguments}".rstrip() + f"{aliases}\n  {command.help}{details}")
+    room = max(context.output.width - 3, 24)
+    # the details are prose: wrapped again as one paragraph
+    described = [f"  {piece}" for text in (command.help, command.details) for piece in textwrap.wrap(text, room)]
+    context.output.info("\n".join([f"/{command.name} {command.arguments}".rstrip() + aliases, *described]))
     return CONTINUE
 
 
@@ -775,15 +778,35 @@ KEYS_HELP = (
 )
 
 
-def help_text() -> str:
+def help_text(columns: int = 80) -> str:
+    """The commands, each with its one-line help, and the keys, wrapped to `columns` (a description
+    goes on under itself, never under the commands)."""
     usages = {command.name: f"/{command.name} {command.arguments}".rstrip() for command in COMMANDS}
     width = max(len(usage) for usage in usages.values())
+    room = max(columns - width - 3, 24)  # the description's; one column spare, so no line ends at the edge
     lines = []
     for command in COMMANDS:
         aliases = ", ".join(f"/{alias}" for alias in command.aliases)
-        lines.append(f"{usages[command.name]:<{width}}  {command.help}{f'  (also {aliases})' if aliases else ''}")
+        described = textwrap.wrap(f"{command.help}{f'  (also {aliases})' if aliases else ''}", room)
+        lines.append(f"{usages[command.name]:<{width}}  {described[0]}")
+        lines.extend(f"{'':<{width}}  {more}" for more in described[1:])
     lines.append("new, quit and exit work without the slash.")
-    return "\n".join(lines) + "\n\n" + KEYS_HELP
+    return "\n".join([*lines, "", *_keys_help(columns - 1)])
+
+
+def _keys_help(columns: int) -> list[str]:
+    """KEYS_HELP's lines, each broken between its ` · `-separated hints where it is wider than `columns`."""
+    lines = []
+    for line in KEYS_HELP.splitlines():
+        current = ""
+        for hint in line.split(" · "):
+            if current and len(current) + 3 + len(hint) > columns:
+                lines.append(current)
+                current = hint
+            else:
+                current = f"{current} · {hint}" if current else hint
+        lines.append(current)
+    return lines
 
 
 def parse(line: str) -> tuple[Command, Any] | None:

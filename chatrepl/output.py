@@ -131,6 +131,11 @@ class Output:
     def is_terminal(self) -> bool:
         return self._console.is_terminal
 
+    @property
+    def width(self) -> int:
+        """Columns to fit text in: the terminal's, or 80 elsewhere."""
+        return self._console.width
+
     def _line(self, *spans: tuple[str, str]) -> None:
         self.terminal.checkpoint()
         self._console.print(_styled(*spans), soft_wrap=True)

@@ -76,13 +76,20 @@ def test_a_path_is_a_message_not_a_command(server: FakeOpenAI, settings: Setting
 def test_help_lists_every_command(server: FakeOpenAI, settings: Settings) -> None:
     from chatrepl.commands import COMMANDS
 
-    _, output, _ = run_repl(settings, "/help\r")
+    _, output, _ = run_repl(settings, "/help\r")  # on an 80-column console
     lines = output.splitlines()
+    assert all(len(line) < 80 for line in lines)  # wrapped, not left for the terminal to break mid-word
     for command in COMMANDS:
         usage = f"/{command.name} {command.arguments}".rstrip()
-        (line,) = [line for line in lines if line.startswith(usage + " ")]
-        assert command.help in line
-        assert all(f"/{alias}" in line for alias in command.aliases)
+        (start,) = [number for number, line in enumerate(lines) if line.startswith(usage + " ")]
+        described = [lines[start]]
+        for line in lines[start + 1 :]:
+            if line[:1] != " ":
+                break
+            described.append(line)  # a description goes on under itself
+        entry = " ".join(line.strip() for line in described)
+        assert command.help in entry
+        assert all(f"/{alias}" in entry for alias in command.aliases)
     assert "Alt-Enter" in output and "new, quit and exit work without the slash." in output
 
 
@@ -346,6 +353,10 @@ def test_help_for_one_command(server: FakeOpenAI, settings: Settings) -> None:
     assert "/quit, /exit\n  leave chatrepl" in output
     assert "  Also without the slash: quit, exit." in output  # the details beyond the one-line help
     assert "no command /nope, try /help" in output
+    _, output, _ = run_repl(settings, "/help image\r")  # long details, on an 80-column console
+    lines = output.strip().splitlines()
+    assert lines[0] == "/image PATH|URL… [QUESTION]" and all(len(line) < 80 for line in lines)
+    assert "Images are saved with the conversation, so /retry" in " ".join(line.strip() for line in lines)
 
 
 def test_input_history_is_kept_in_a_private_file(server: FakeOpenAI, settings: Settings, tmp_path: Path) -> None:
