@@ -778,7 +778,7 @@ KEYS_HELP = (
 )
 
 
-def help_text(columns: int = 80) -> str:
+def help_text(columns: int) -> str:
     """The commands, each with its one-line help, and the keys, wrapped to `columns` (a description
     goes on under itself, never under the commands)."""
     usages = {command.name: f"/{command.name} {command.arguments}".rstrip() for command in COMMANDS}

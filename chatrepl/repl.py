@@ -266,11 +266,11 @@ class Repl:
         return sanitize(" · ".join(parts))
 
     def banner(self) -> str:
-        """The line above the first prompt: drawn by prompt_toolkit, as rich is not loaded yet."""
+        """The line above the first prompt, sanitized: prompt_toolkit draws it, as rich is not loaded yet."""
         session = self.session
         server = session.connections.url(session.model)
         role = f" · role {session.role}" if session.role else ""
-        return f"chatrepl {__version__} · {session.model} at {server}{role} · /help for commands"
+        return sanitize(f"chatrepl {__version__} · {session.model} at {server}{role} · /help for commands")
 
     def _start_warm_up(self, app: Application[str]) -> None:
         if not self._warming_up:
@@ -324,7 +324,7 @@ class Repl:
         """Read and answer until the user leaves; `resume` first brings back that saved conversation."""
         session = self.session
         print_formatted_text(
-            FormattedText([("" if self.output.plain else "dim", sanitize(self.banner()))]), output=self.prompt.output
+            FormattedText([("" if self.output.plain else "dim", self.banner())]), output=self.prompt.output
         )
         # Once the prompt is drawn, not before: the imports would otherwise hold it up.
         self.prompt.app.after_render += self._start_warm_up

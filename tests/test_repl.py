@@ -551,6 +551,7 @@ def test_no_outside_text_reaches_the_terminal_as_a_control(
     server.enqueue(Script(text=f"{hostile} reply", refusal=hostile), Script(status=400, error_message=hostile))
     settings = Settings(api_key="sk-property", base_url=server.url, model=hostile, system=hostile, timeout=5, retries=0)
     console = Console(file=io.StringIO(), width=60, height=20, force_terminal=True, color_system=None)
-    _, output, _ = run_repl(settings, "one\rtwo\r/sessions\r/system\r/model\r", store=store, console=console)
+    repl, output, _ = run_repl(settings, "one\rtwo\r/sessions\r/system\r/model\r", store=store, console=console)
     assert "sk-property" not in output
     assert not STEERING.search(LIVE_AREA_REDRAW.sub("", output)), repr(output)
+    assert not STEERING.search(repl.banner()), repr(repl.banner())  # drawn by prompt_toolkit, not this console
