@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         action=_VersionAction,
         nargs=0,
-        help="show the versions of chatrepl, Python, httpx, prompt_toolkit and rich, and exit",
+        help="show the versions of chatrepl, Python, openai, prompt_toolkit and rich, and exit",
     )
     return parser
 
@@ -251,7 +251,7 @@ class _VersionAction(argparse.Action):
             f"Python {platform.python_version()} ({platform.python_implementation()}, {platform.system()}"
             f" {platform.machine()})",
         ]
-        for package in ("httpx", "prompt_toolkit", "rich"):
+        for package in ("openai", "prompt_toolkit", "rich"):
             try:
                 lines.append(f"{package} {metadata.version(package)}")
             except metadata.PackageNotFoundError:
@@ -289,6 +289,10 @@ def _names_a_model(argument: str) -> bool:
 def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.prompt or not sys.stdin.isatty():  # answering once: the request comes without a prompt before it
+        from chatrepl.client import import_in_background
+
+        import_in_background()
     if args.local not in (None, config.BUNDLED_LOCAL) and not _names_a_model(args.local):
         # `--local "a question"`: the optional PATH took the question
         args.prompt.insert(0, args.local)

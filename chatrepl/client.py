@@ -1,13 +1,15 @@
-"""ChatClient: sends a Request, yields stream events, turns API errors into ChatError.
+"""ChatClient: sends a Request through the openai SDK, yields stream events, turns API errors into ChatError.
 
-Requests go in OpenAI's wire format over httpx, and the reply's server-sent events are
-decoded here, only the fields chatrepl uses.  httpx is imported on first use (or by
-`warm_up`, which the REPL runs in a background thread once the prompt is up).
+The SDK builds and sends every request and raises its typed errors; the reply is read from
+its raw streaming response, and the server-sent events are framed and decoded here (only
+the fields chatrepl uses), with no typed object per event.  `openai` is imported on first
+use, or by `warm_up` in a background thread: never before the prompt is up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -18,12 +20,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatrepl import __version__
 from chatrepl.config import OPENAI_URL, mask_key
 from chatrepl.conversation import completion_prompt
 
 if TYPE_CHECKING:
-    import httpx
+    import openai
 
     from chatrepl.config import Settings
 
@@ -74,19 +75,18 @@ Event = TextDelta | ReasoningDelta | RefusalDelta | OtherChoice | Usage | Finish
 
 
 class ChatError(Exception):
-    """A failed request, as one line for the user and an optional hint."""
+    """A failed request, as one line for the user and an optional hint; `retryable` when asking again
+    after a pause may succeed (a rate limit, a server error, a lost connection; never a used-up quota)."""
 
-    def __init__(self, kind: str, message: str, hint: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, hint: str = "", retry_after: float | None = None, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.hint = hint
         self.retry_after = retry_after  # seconds the server asked us to wait, if it said
-
-    @property
-    def retryable(self) -> bool:
-        """Worth asking again after a pause: a rate limit or a server error (not a used-up quota)."""
-        return self.kind in ("rate_limit", "server")
+        self.retryable = retryable
 
 
 def _field(item: Any, name: str, kind: type) -> Any:
@@ -161,20 +161,41 @@ class ThinkSplitter:
         self._state = "answer"
 
 
-def sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """The data of each server-sent event in a stream's lines (several data lines joined by a new
-    line, comments and other fields passed over), as the SSE specification frames them."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-            data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
+_BOM = b"\xef\xbb\xbf"
+
+
+def sse_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """The type and data of each server-sent event in a body's chunks, as the SSE specification frames
+    them: lines end at CR, LF or CRLF, found in the bytes (so U+2028 in a JSON string stays text); the
+    body is UTF-8 whatever its charset, a leading BOM dropped; several data lines are joined by a new
+    line; comments and other fields are passed over; an event the body ends in before its blank line
+    (a stream cut short) is not an event."""
+    pending = b""
+    started = skip_newline = False
+    kind, data = "", []
+    for chunk in chunks:
+        if skip_newline and chunk[:1] == b"\n":  # the LF of a CRLF split between two chunks
+            chunk = chunk[1:]
+        pending += chunk
+        if not started:
+            if _BOM.startswith(pending[:3]) and len(pending) < 3:
+                continue
+            pending, started = pending.removeprefix(_BOM), True
+        lines = pending.splitlines(keepends=True)
+        pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+        skip_newline = bool(lines) and lines[-1].endswith(b"\r")
+        for line in lines:
+            if line in (b"\n", b"\r", b"\r\n"):
+                if data:
+                    yield kind or "message", "\n".join(data)
+                kind, data = "", []
+                continue
+            name, _, value = line.rstrip(b"\r\n").decode("utf-8", "replace").partition(":")
+            value = value[1:] if value[:1] == " " else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                kind = value
 
 
 def _chunk_events(chunk: Any) -> Iterator[Event]:
@@ -226,7 +247,8 @@ class Request:
 
 
 class ChatClient:
-    """Sends requests to one server with one key, over an HTTP client made on first use."""
+    """Sends requests to one server with one key, through an openai SDK client made on first use:
+    `OpenAI`, or `AzureOpenAI` when an Azure API version is given (the model is then the deployment)."""
 
     def __init__(
         self,
@@ -235,15 +257,19 @@ class ChatClient:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
+        azure_api_version: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self.headers = {"User-Agent": f"chatrepl/{__version__}", **(headers or {})}
-        if api_key:
+        self.azure_api_version = azure_api_version
+        self.headers = dict(headers or {})
+        if azure_api_version:
+            self.headers["api-key"] = api_key or ""
+        elif api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        self._client: httpx.Client | None = None
+        self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._usage_in_stream = True  # until a server rejects stream_options
 
@@ -255,82 +281,89 @@ class ChatClient:
         return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout, headers)
 
     def warm_up(self) -> None:
-        """Import the HTTP library and build the client ahead of the first request."""
-        self._http()
+        """Import openai and its chat resources and build the client ahead of the first request."""
+        self._sdk().chat.completions  # noqa: B018 - the attribute imports the chat resources
 
-    def _http(self) -> httpx.Client:
+    def _sdk(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                import httpx
+                import openai
 
-                # Proxies and certificate authorities come from the environment (HTTPS_PROXY,
-                # SSL_CERT_FILE); a redirect to another host never carries the Authorization header.
-                self._client = httpx.Client(
-                    headers=self.headers,
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                    follow_redirects=True,
-                )
+                # Every value the SDK would otherwise take from OPENAI_* or AZURE_* variables is given;
+                # the key goes in the request headers (self.headers), so a keyless server gets none.
+                options: dict[str, Any] = {
+                    "api_key": self.api_key or "no key",
+                    "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
+                    "max_retries": 0,  # chatrepl retries by itself, with a countdown Ctrl-C stops
+                    **{name: "" for name in _UNREAD_VARIABLES if name in _parameters(openai.OpenAI)},
+                }
+                if self.azure_api_version:
+                    options.update(azure_endpoint=self.base_url, api_version=self.azure_api_version)
+                else:
+                    options["base_url"] = self.base_url
+                if not self.api_key:
+                    self.headers["Authorization"] = openai.Omit()
+                self._client = _sdk_class(bool(self.azure_api_version))(**options)
             return self._client
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        """The response to one request, its body still unread; ChatError for any status but 2xx."""
-        import httpx
+    @contextlib.contextmanager
+    def _sent(self, send: Callable[[openai.OpenAI, Mapping[str, Any]], Any], model: str | None) -> Iterator[Any]:
+        """The HTTP response to what `send` asks of the SDK client (given the request headers), its
+        body still unread; the SDK's errors become ChatError."""
+        import openai
 
-        client = self._http()
         try:
-            response = client.send(client.build_request(method, f"{self.base_url}/{path}", json=body), stream=True)
-        except httpx.TimeoutException as err:
+            with send(self._sdk(), self.headers) as raw:
+                yield raw.http_response
+        except openai.APIStatusError as err:
+            raise self._status_error(err.response, model) from err
+        except openai.APITimeoutError as err:
+            connecting = "Connect" in type(err.__cause__).__name__
+            wait, flag = (self.connect_timeout, "--connect-timeout") if connecting else (self.timeout, "--timeout")
+            what = "no connection to" if connecting else "no answer from"
             raise ChatError(
-                "timeout",
-                f"no answer from {self.base_url} within {self.timeout:g} s",
-                "raise it with --timeout or CHATREPL_TIMEOUT",
+                "timeout", f"{what} {self.base_url} within {wait:g} s", f"raise it with {flag}", retryable=True
             ) from err
-        except (httpx.TransportError, httpx.InvalidURL) as err:
+        except openai.APIConnectionError as err:
+            cause = err.__cause__ or err.__context__
+            detail = f": {cause}" if cause and str(cause) else ""
             hint = "is the server running? check OPENAI_BASE_URL or --base-url"
-            if "CERTIFICATE_VERIFY_FAILED" in str(err):
+            if "CERTIFICATE_VERIFY_FAILED" in detail:
                 hint = "a server with a private certificate authority: set SSL_CERT_FILE to its certificate (PEM)"
-            detail = f": {err}" if str(err) else ""
-            raise ChatError("connection", self._mask(f"cannot reach {self.base_url}{detail}"), hint) from err
-        try:
-            response.raise_for_status()
-        except httpx.HTTPStatusError as status:
-            try:
-                response.read()
-            except httpx.HTTPError as err:
-                raise self._stream_broken(err) from err
-            finally:
-                response.close()
-            raise self._status_error(response, body["model"] if body else None) from status
-        return response
+            message = self._mask(f"cannot reach {self.base_url}{detail}")
+            raise ChatError("connection", message, hint, retryable=True) from err
+        except openai.OpenAIError as err:
+            raise ChatError("client", self._mask(str(err))) from err
 
     def list_models(self) -> list[str]:
         """The model names the server offers (GET /models)."""
-        import httpx
-
-        response = self._send("GET", "models")
-        try:
-            listing = json.loads(response.read())
-        except (httpx.HTTPError, ValueError) as err:
-            raise ChatError("server", self._mask(f"the server sent no list of models: {err}")) from err
-        finally:
-            response.close()
+        with self._sent(
+            lambda sdk, headers: sdk.models.with_streaming_response.list(extra_headers=headers), None
+        ) as response:
+            try:
+                listing = json.loads(response.read())
+            except Exception as err:
+                raise ChatError("server", self._mask(f"the server sent no list of models: {err}")) from err
         return sorted(
             name for model in _field(listing, "data", list) or [] if isinstance(name := _field(model, "id", str), str)
         )
 
-    def _open_stream(self, request: Request) -> httpx.Response:
-        path = "completions" if request.completion else "chat/completions"
-        body = {**request.body(), "stream": True}
-        if not self._usage_in_stream:
-            return self._send("POST", path, body)
-        try:
-            return self._send("POST", path, {**body, "stream_options": {"include_usage": True}})
-        except ChatError as err:
-            if not (err.kind == "request" and "stream_options" in err.message):
-                raise
-        # A server that rejects stream_options is asked again without, and never again with.
-        self._usage_in_stream = False
-        return self._send("POST", path, body)
+    def _opened(self, request: Request) -> contextlib.AbstractContextManager[Any]:
+        """The streaming response to the request; a server that rejects stream_options is asked again
+        without, and never again with."""
+        body = request.body()
+        text_field = "prompt" if request.completion else "messages"
+        model, text = body.pop("model"), body.pop(text_field)
+
+        def send(sdk: openai.OpenAI, headers: Mapping[str, Any]) -> Any:
+            resource = sdk.completions if request.completion else sdk.chat.completions
+            # The parameters go as JSON as they are, so every openai version sends all of them.
+            extra = {**body, "stream_options": {"include_usage": True}} if self._usage_in_stream else body
+            return resource.with_streaming_response.create(
+                model=model, stream=True, extra_body=extra, extra_headers=headers, **{text_field: text}
+            )
+
+        return self._sent(send, model)
 
     def stream(self, request: Request, opened: Callable[[Any], None] = lambda response: None) -> Iterator[Event]:
         """Send the request and yield the reply as it streams; `opened` gets the HTTP response
@@ -338,21 +371,33 @@ class ChatClient:
 
         Raises ChatError; kind "incomplete" means text may already have been yielded.
         """
-        import httpx
+        with contextlib.ExitStack() as stack:
+            try:
+                response = stack.enter_context(self._opened(request))
+            except ChatError as err:
+                if not (self._usage_in_stream and err.kind == "request" and "stream_options" in err.message):
+                    raise
+                self._usage_in_stream = False
+                response = stack.enter_context(self._opened(request))
+            opened(response)
+            yield from self._events(response)
 
-        response = self._open_stream(request)
-        opened(response)
+    def _events(self, response: Any) -> Iterator[Event]:
         finished = False
         splitter = ThinkSplitter()
         try:
-            for data in sse_data(response.iter_lines()):
+            for kind, data in sse_events(response.iter_bytes()):
+                if kind == "error":
+                    raise self._reported(data)
                 if data == "[DONE]":
                     break
-                chunk = json.loads(data)
+                try:
+                    chunk = json.loads(data)
+                except (ValueError, RecursionError) as err:
+                    message = self._mask(f"the server sent a malformed event: {err}")
+                    raise ChatError("incomplete", message) from err
                 if isinstance(chunk, dict) and chunk.get("error") is not None:  # an error event mid-stream
-                    error = chunk["error"]
-                    detail = error.get("message") if isinstance(error, dict) else error
-                    raise ChatError("server", self._mask(f"the server reported an error: {detail}"))
+                    raise self._reported(data)
                 for event in _chunk_events(chunk):
                     if isinstance(event, TextDelta):
                         yield from splitter.feed(event.text)
@@ -361,13 +406,11 @@ class ChatClient:
                         yield from splitter.end()
                     finished = finished or isinstance(event, Finished)
                     yield event
-        except ValueError as err:  # an event that is not JSON
-            raise ChatError("incomplete", self._mask(f"the server sent a malformed event: {err}")) from err
-        except (httpx.HTTPError, httpx.StreamError) as err:
+        except ChatError:
+            raise
+        except Exception as err:  # whatever reading the body raised ends the turn with one line
             if not finished:  # lost after the finish (the usage or [DONE] still to come), nothing was lost
                 raise self._stream_broken(err) from err
-        finally:
-            response.close()
         if not finished:
             raise ChatError("incomplete", "the stream ended before the reply was finished")
 
@@ -375,10 +418,17 @@ class ChatClient:
         """Send the request from a thread of its own; read its events with ReplyStream.get."""
         return ReplyStream(self, request)
 
+    def _reported(self, data: str) -> ChatError:
+        """An error event in the stream, as the server put it."""
+        detail = _error_detail(data)[1] or data
+        return ChatError("server", self._mask(f"the server reported an error: {detail}"), retryable=True)
+
     def _stream_broken(self, err: Exception) -> ChatError:
         if "Timeout" in type(err).__name__:
             return ChatError("incomplete", f"the server sent nothing for {self.timeout:g} s mid-reply")
-        return ChatError("incomplete", "the connection dropped mid-reply")
+        if _is_transport_error(err):
+            return ChatError("incomplete", "the connection dropped mid-reply")
+        return ChatError("incomplete", self._mask(f"the reply could not be read: {type(err).__name__}: {err}"))
 
     def _mask(self, message: str) -> str:
         message = " ".join(message.split())
@@ -387,11 +437,15 @@ class ChatClient:
         key = self.api_key
         return message.replace(key, mask_key(key)) if key else message
 
-    def _status_error(self, response: httpx.Response, model: str | None) -> ChatError:
+    def _status_error(self, response: Any, model: str | None) -> ChatError:
         status = response.status_code
-        body, detail = _error_body(response)
-        detail = self._mask(detail or response.reason_phrase)
+        body, detail = _error_detail(response.text)
+        request_id = response.headers.get("x-request-id")
+        detail = self._mask(f"{detail or response.reason_phrase}{f' (request {request_id})' if request_id else ''}")
         code = str(body.get("code") or "")
+        should_retry = {"true": True, "false": False}.get(response.headers.get("x-should-retry", "").lower())
+        retryable = (status in (408, 409, 429) or status >= 500) if should_retry is None else should_retry
+        wait = _retry_after(response.headers)
         if status == 401:
             return ChatError("auth", f"authentication failed (401): {detail}", "check your API key (OPENAI_API_KEY)")
         if status == 403:
@@ -405,9 +459,10 @@ class ChatClient:
         if status == 429:
             if code == "insufficient_quota":
                 return ChatError("quota", f"quota exceeded (429): {detail}", "check your plan and billing")
-            wait = _retry_after(response.headers)
             when = f"retry after {wait:g} s" if wait is not None else "retry in a moment"
-            return ChatError("rate_limit", f"rate limited (429), {when}: {detail}", retry_after=wait)
+            return ChatError(
+                "rate_limit", f"rate limited (429), {when}: {detail}", retry_after=wait, retryable=retryable
+            )
         if code == "context_length_exceeded" or "context length" in detail.lower():
             return ChatError(
                 "context",
@@ -415,8 +470,7 @@ class ChatClient:
                 "type new to start a fresh conversation",
             )
         if status >= 500:
-            wait = _retry_after(response.headers)
-            return ChatError("server", f"server error ({status}): {detail}", retry_after=wait)
+            return ChatError("server", f"server error ({status}): {detail}", retry_after=wait, retryable=retryable)
         param = body.get("param")
         if param:
             return ChatError(
@@ -424,7 +478,57 @@ class ChatClient:
                 self._mask(f"the server rejected the parameter {param} ({status}): {detail}"),
                 f"change it with /set {param}, or leave it out with /set {param} and no value",
             )
-        return ChatError("request", f"request rejected ({status}): {detail}")
+        return ChatError("request", f"request rejected ({status}): {detail}", retry_after=wait, retryable=retryable)
+
+
+def import_in_background() -> None:
+    """Start importing openai and its chat resources in a thread of their own, for a request about to be
+    made (answering once); the request waits only for what is left of the import."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the request itself reports what is wrong
+            import openai.resources.chat  # noqa: F401
+
+    threading.Thread(target=load, name="import-openai", daemon=True).start()
+
+
+_UNREAD_VARIABLES = ("organization", "project", "webhook_secret", "admin_api_key")  # given, so never read
+_SDK_HEADERS = ("accept", "content-type", "user-agent")
+
+
+@functools.cache
+def _parameters(cls: type) -> frozenset[str]:
+    """The names a class's constructor takes (SDK versions differ in them)."""
+    import inspect
+
+    return frozenset(inspect.signature(cls).parameters)
+
+
+@functools.cache
+def _sdk_class(azure: bool) -> type[openai.OpenAI]:
+    """The SDK's client class, sending only the SDK's own default headers (Accept, Content-Type, its
+    User-Agent, X-Stainless-*): by itself it adds headers from the environment (OPENAI_ORG_ID,
+    OPENAI_CUSTOM_HEADERS) to every request, to any server; chatrepl gives the rest per request."""
+    import openai
+
+    base = openai.AzureOpenAI if azure else openai.OpenAI
+
+    class Client(base):  # type: ignore[misc,valid-type]
+        @property
+        def default_headers(self) -> dict[str, Any]:
+            return {
+                name: value
+                for name, value in super().default_headers.items()
+                if name.lower() in _SDK_HEADERS or name.lower().startswith("x-stainless-")
+            }
+
+    Client.__name__ = Client.__qualname__ = base.__name__  # the SDK's User-Agent names the class
+    return Client
+
+
+def _is_transport_error(err: Exception) -> bool:
+    """An error of the network or of the HTTP library under openai (httpx, or httpx2 in newer versions)."""
+    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11")
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -447,13 +551,13 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def _error_body(response: httpx.Response) -> tuple[dict[str, Any], str]:
-    """The error object of a failed response (OpenAI's `{"error": {…}}`, or the body itself) and its
-    message: what the server said, whatever shape it said it in."""
+def _error_detail(text: str) -> tuple[dict[str, Any], str]:
+    """The error object of a failed response or an error event (OpenAI's `{"error": {…}}`, or the body
+    itself) and its message: what the server said, whatever shape it said it in."""
     try:
-        body = json.loads(response.content)
-    except ValueError:
-        return {}, response.text
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}, text
     error = body.get("error", body) if isinstance(body, dict) else body
     if isinstance(error, dict):
         return error, str(error.get("message") or "")

@@ -37,7 +37,13 @@ def text(value: Any) -> str:
 
 
 def api_key(value: Any) -> str | None:
-    return text(value).strip() or None
+    """A key as it can go in an HTTP header: visible ASCII only (a key pasted with typographic quotes,
+    say, could never be sent)."""
+    key = text(value).strip()
+    wrong = next((char for char in key if not "!" <= char <= "~"), None)
+    if wrong is not None:
+        raise ValueError(f"the key holds {wrong!r} (U+{ord(wrong):04X}), which cannot be sent: copy the key again")
+    return key or None
 
 
 def base_url(value: Any) -> str | None:
@@ -455,16 +461,24 @@ def _layered(
                 raise ConfigError(str(err)) from None
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")
+
+    def variable_source(name: str) -> str:
+        return f"{name} in {'environment' if name in environ else dotenv_file}"
+
     for option in OPTIONS:
         if merged_env.get(option.env, "").strip():  # an empty variable counts as unset
-            where = "environment" if option.env in environ else str(dotenv_file)
-            apply(option.key, merged_env[option.env], f"{option.env} in {where}")
+            apply(option.key, merged_env[option.env], variable_source(option.env))
     for key, value in flags.items():
         if value is not None:
             setattr(settings, key, value)
             settings.sources[key] = flag_names.get(key, f"--{key.replace('_', '-')}")
     variables = {provider.api_key_env for provider in settings.providers.values() if provider.api_key_env}
-    settings.provider_keys = {name: merged_env[name] for name in variables if merged_env.get(name, "").strip()}
+    for name in variables:
+        if merged_env.get(name, "").strip():
+            try:
+                settings.provider_keys[name] = api_key(merged_env[name]) or ""
+            except ValueError as err:
+                raise ConfigError(f"{variable_source(name)}: {err}") from None
     return settings
 
 
@@ -532,7 +546,13 @@ def describe(settings: Settings) -> str:
     for name, entry in settings.models.items():
         lines.append(f"models.{_toml(name)} = {_toml(entry)}  # config file")
     for name, provider in settings.providers.items():
-        entry = {"base_url": provider.base_url, "api_key_env": provider.api_key_env, "models": list(provider.models)}
+        entry = {
+            "type": "azure" if provider.azure_api_version else None,
+            "base_url": provider.base_url,
+            "api_version": provider.azure_api_version,
+            "api_key_env": provider.api_key_env,
+            "models": list(provider.models),
+        }
         written = {key: value for key, value in entry.items() if value}
         lines.append(f"providers.{_toml(name)} = {_toml(written)}  # config file")
     for name, role in settings.roles.items():

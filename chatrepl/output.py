@@ -401,4 +401,5 @@ class ReplySink:
 
     def retrying(self, message: str, seconds: float) -> None:
         self.pause()
+        self._thought = None  # the next try thinks anew
         self.output.countdown(message, seconds)

@@ -32,6 +32,7 @@ class Provider:
     api_key_env: str | None = None  # the variable holding its key; None for a server that needs none
     models: tuple[str, ...] = ()  # the models to offer; empty: ask the server
     source: str = BUILT_IN_SOURCE
+    azure_api_version: str | None = None  # an Azure OpenAI resource: its API version (models are deployments)
 
 
 # Common local servers at their usual addresses, so `-m ollama:qwen3` works with nothing set up.
@@ -44,7 +45,8 @@ BUILT_IN = {
         Provider("vllm", "http://127.0.0.1:8000/v1"),
     )
 }
-_KEYS = {"base_url": str, "api_key_env": str, "models": list}
+_KEYS = {"type": str, "base_url": str, "api_key_env": str, "api_version": str, "models": list}
+AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 
 
 def check_entry(name: str, entry: Any, where: str) -> Provider:
@@ -56,7 +58,7 @@ def check_entry(name: str, entry: Any, where: str) -> Provider:
         raise ValueError(f"{place}: a provider's name is letters, digits, '-', '_' and '.'")
     for key, value in entry.items():
         if key not in _KEYS:
-            raise ValueError(f"{place}.{key}: unknown provider setting (base_url, api_key_env, models)")
+            raise ValueError(f"{place}.{key}: unknown provider setting ({', '.join(_KEYS)})")
         if not isinstance(value, _KEYS[key]):
             expected = "a list of names" if key == "models" else "text"
             raise ValueError(f"{place}.{key}: expected {expected}, got {value!r}")
@@ -66,7 +68,14 @@ def check_entry(name: str, entry: Any, where: str) -> Provider:
     models = entry.get("models", [])
     if not all(isinstance(model, str) and model for model in models):
         raise ValueError(f"{place}.models: expected a list of model names, got {models!r}")
-    return Provider(name, base_url.rstrip("/"), entry.get("api_key_env") or None, tuple(models), where)
+    kind, api_version = entry.get("type", "openai"), entry.get("api_version", "").strip()
+    if kind not in ("openai", "azure"):
+        raise ValueError(f'{place}.type: expected "openai" or "azure", got {kind!r}')
+    if (kind == "azure") != bool(api_version):
+        problem = "an Azure provider needs its api_version" if api_version == "" else "api_version is for type azure"
+        raise ValueError(f"{place}.api_version: {problem}")
+    key_env = entry.get("api_key_env") or (AZURE_KEY_ENV if kind == "azure" else None)
+    return Provider(name, base_url.rstrip("/"), key_env, tuple(models), where, api_version or None)
 
 
 def catalogue(configured: Mapping[str, Provider]) -> dict[str, Provider]:
@@ -128,11 +137,8 @@ class Connections:
         if provider is None:
             return self.default
         if provider.name not in self._clients:
-            from chatrepl.client import ChatClient
-
-            key = key_for(provider, self.keys)
-            self._clients[provider.name] = ChatClient(
-                key, provider.base_url, self.settings.timeout, self.settings.connect_timeout
+            self._clients[provider.name] = client_for(
+                provider, self.keys, self.settings.timeout, self.settings.connect_timeout
             )
         return self._clients[provider.name]
 
@@ -163,12 +169,18 @@ def report(settings: Settings) -> str:
     )
 
 
+def client_for(provider: Provider, keys: Mapping[str, str], timeout: float, connect_timeout: float) -> ChatClient:
+    """A client for the provider's server with its own key (MissingKey if its variable is unset)."""
+    from chatrepl.client import ChatClient
+
+    key = key_for(provider, keys)
+    return ChatClient(key, provider.base_url, timeout, connect_timeout, azure_api_version=provider.azure_api_version)
+
+
 def server_models(provider: Provider, keys: Mapping[str, str], timeout: float) -> list[str]:
     """The models the provider's server lists, asked with its own key within `timeout` seconds;
     MissingKey without its key, ChatError when it does not answer."""
-    from chatrepl.client import ChatClient
-
-    return ChatClient(key_for(provider, keys), provider.base_url, timeout, timeout).list_models()
+    return client_for(provider, keys, timeout, timeout).list_models()
 
 
 def _answers(provider: Provider, keys: Mapping[str, str]) -> str:

@@ -182,16 +182,23 @@ def render_whole(console: Console, text: str) -> None:
 
 
 def _top_level_blocks(parsed: list[Any]) -> list[tuple[int, bool, bool]]:
-    """For each top-level block: its first line, whether rich opens it with a blank line
-    itself (lists, quotes, tables), and whether rich wants a blank line after it."""
+    """For each top-level block: its first line, whether rich printing it alone opens it with a
+    blank line itself, and whether rich wants a blank line after it (the middle one needs a parse
+    with inlines).  A list, a table or a quote opens with a blank line, but a quote holding nothing
+    to show (only a link definition) prints nothing; so does a heading or paragraph with no text
+    (rich starts a new line before an empty line of text)."""
     elements = _reply_markdown_class().elements
     blocks = []
     for index, token in enumerate(parsed):
         if token.level != 0 or token.nesting < 0 or not token.map:
             continue
-        container = token.nesting == 1 and parsed[index + 1].type != "inline"
+        following = parsed[index + 1] if token.nesting == 1 else None
+        if following is not None and following.type != "inline":  # a container
+            opens_blank = following.type != token.type.replace("_open", "_close")
+        else:
+            opens_blank = following is not None and not following.children
         element = elements.get(token.type)
-        blocks.append((token.map[0], container, getattr(element, "new_line", True)))
+        blocks.append((token.map[0], opens_blank, getattr(element, "new_line", True)))
     return blocks
 
 

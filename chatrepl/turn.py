@@ -8,6 +8,7 @@ Ctrl-Z) through `Terminal.checkpoint`.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +44,15 @@ if TYPE_CHECKING:
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
+MAX_BACKOFF = 8.0  # longest wait between two tries when the server said nothing of it
 SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
 JSON_HINT = "Reply with a JSON object."
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before try `attempt + 2` when the server named no time: doubling from 1 s up to
+    MAX_BACKOFF, less up to a quarter at random, so that clients that failed together do not return together."""
+    return round(min(MAX_BACKOFF, 2.0**attempt) * random.uniform(0.75, 1.0), 1)
 
 
 def request_messages(
@@ -195,9 +203,10 @@ def run_turn(
                     context_retried = True
                     sink.note("too long for the server: left out the oldest exchange and asked again")
                     continue
-                wait = err.retry_after if err.retry_after is not None else 2.0**attempts
+                wait = err.retry_after if err.retry_after is not None else backoff(attempts)
                 if err.retryable and not reply.parts and attempts < retries and wait <= MAX_WAIT:
                     attempts += 1
+                    reply = _Reply()  # what the failed attempt thought is not this one's
                     sink.retrying(f"{err.message} · try {attempts + 1} of {retries + 1}", wait)
                     continue
                 outcome.error = err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import queue
 import re
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 LONG_REPLY = "\n\n".join(
     [
@@ -58,6 +60,7 @@ class Script:
     error_param: str | None = None
     retry_after: str | None = None
     error_body: str | None = None  # with a status: this text as the body, instead of OpenAI's error object
+    error_headers: dict[str, str] | None = None  # with a status: more headers (x-request-id, x-should-retry)
     drop_after: int | None = None  # chunks sent before the connection is cut mid-body
     end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
     stall_after: int | None = None  # chunks sent before the server goes silent
@@ -75,6 +78,8 @@ class Script:
     other_choices: list[str] | None = None  # legacy completions with n > 1: the texts after the first
     cached_tokens: int = 0  # usage details: prompt tokens the server had cached
     reasoning_tokens: int = 0  # usage details: completion tokens spent reasoning
+    content_type: str = "text/event-stream"
+    ascii_json: bool = False  # escape every non-ASCII character in the events (default: raw UTF-8, as most servers)
 
 
 def script_for_message(text: str) -> Script:
@@ -121,6 +126,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.scripts: queue.Queue[Script] = queue.Queue()
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
+        self.paths_seen: list[str] = []  # the path and query of every request, GET or POST
         self.authorizations: list[str] = []  # the Authorization header of every request, GET or POST
         self.closing = threading.Event()
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
@@ -179,7 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.authorizations.append(self.headers.get("Authorization", ""))
-        if self.path.rstrip("/").endswith("/models"):
+        self.server.paths_seen.append(self.path)
+        if urlsplit(self.path).path.rstrip("/").endswith("/models"):
             models = [{"id": name, "object": "model", "owned_by": "test"} for name in self.server.model_ids]
             self._send_json(200, {"object": "list", "data": models})
         else:
@@ -192,14 +199,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append(body)
         self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
         self.server.authorizations.append(self.headers.get("Authorization", ""))
-        if not self.path.rstrip("/").endswith("/completions"):
+        self.server.paths_seen.append(self.path)
+        if not urlsplit(self.path).path.rstrip("/").endswith("/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
         script = self.server.next_script(body)
         if script.first_delay:
             time.sleep(script.first_delay)
         if script.status != 200 and script.error_body is not None:
-            self._send(script.status, script.error_body.encode(), "text/plain")
+            self._send(script.status, script.error_body.encode(), "text/plain", script.error_headers)
         elif script.status != 200:
             error = {
                 "message": script.error_message,
@@ -208,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "param": script.error_param,
             }
             extra = {"Retry-After": script.retry_after} if script.retry_after else {}
-            self._send_json(script.status, {"error": error}, extra)
+            self._send_json(script.status, {"error": error}, {**extra, **(script.error_headers or {})})
         elif body.get("stream"):
             self._stream(script, body)
         else:
@@ -238,15 +246,16 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _text_completion_events(self, script: Script, body: dict[str, Any]) -> list[str]:
+        dumps = functools.partial(json.dumps, ensure_ascii=script.ascii_json)
         texts = [script.text, *(script.other_choices or [])][: body.get("n") or 1]
         size = max(1, script.chunk_size)
         events = []
         for index, text in enumerate(texts):
             for start in range(0, len(text), size):
                 choice = {"index": index, "text": text[start : start + size], "finish_reason": None}
-                events.append(json.dumps({"object": "text_completion", "choices": [choice]}))
+                events.append(dumps({"object": "text_completion", "choices": [choice]}))
             done = {"index": index, "text": "", "finish_reason": script.finish_reason}
-            events.append(json.dumps({"object": "text_completion", "choices": [done]}))
+            events.append(dumps({"object": "text_completion", "choices": [done]}))
         return [*events, "[DONE]"]
 
     def _events(self, script: Script, body: dict[str, Any]) -> list[str]:
@@ -255,9 +264,10 @@ class _Handler(BaseHTTPRequestHandler):
         if "prompt" in body:
             return self._text_completion_events(script, body)
         model = body.get("model", "test-model")
-        events = [json.dumps(chunk_event(model, {"role": "assistant", "content": ""}))]
+        dumps = functools.partial(json.dumps, ensure_ascii=script.ascii_json)
+        events = [dumps(chunk_event(model, {"role": "assistant", "content": ""}))]
         if script.refusal is not None:
-            events.append(json.dumps(chunk_event(model, {"refusal": script.refusal})))
+            events.append(dumps(chunk_event(model, {"refusal": script.refusal})))
         text = script.text
         size = max(1, script.chunk_size)
         if script.reasoning is not None and script.reasoning_form == "think":
@@ -265,9 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif script.reasoning is not None:
             thought = script.reasoning
             pieces = [thought[i : i + size] for i in range(0, len(thought), size)]
-            events += [json.dumps(chunk_event(model, {script.reasoning_form: piece})) for piece in pieces]
-        events += [json.dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
-        events.append(json.dumps(chunk_event(model, {}, script.finish_reason)))
+            events += [dumps(chunk_event(model, {script.reasoning_form: piece})) for piece in pieces]
+        events += [dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
+        events.append(dumps(chunk_event(model, {}, script.finish_reason)))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage: dict[str, Any] = {
                 "prompt_tokens": 10,
@@ -277,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             if script.cached_tokens or script.reasoning_tokens:
                 usage["prompt_tokens_details"] = {"cached_tokens": script.cached_tokens}
                 usage["completion_tokens_details"] = {"reasoning_tokens": script.reasoning_tokens}
-            events.append(json.dumps({**chunk_event(model, {}), "choices": [], "usage": usage}))
+            events.append(dumps({**chunk_event(model, {}), "choices": [], "usage": usage}))
         return [*events, "[DONE]"]
 
     def _write_chunk(self, data: bytes) -> None:
@@ -286,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, script: Script, body: dict[str, Any]) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", script.content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()

@@ -183,7 +183,7 @@ def version_lines() -> list[str]:
     """What --version says: chatrepl's version, Python's, and the versions of the libraries installed."""
     from importlib import metadata
 
-    libraries = [f"{name} {metadata.version(name)}" for name in ("httpx", "prompt_toolkit", "rich")]
+    libraries = [f"{name} {metadata.version(name)}" for name in ("openai", "prompt_toolkit", "rich")]
     return [f"chatrepl {__version__}", f"Python {platform.python_version()}", *libraries]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -22,6 +23,7 @@ from chatrepl.client import (
     TextDelta,
     ThinkSplitter,
     Usage,
+    sse_events,
 )
 from chatrepl.config import Settings
 
@@ -92,7 +94,43 @@ def test_the_openai_organisation_and_project_go_with_the_default_servers_request
     assert collect(client_for(settings))[1] is None
     headers = server.headers_seen[0]
     assert (headers["openai-organization"], headers["openai-project"]) == ("org-example", "proj_example")
-    assert headers["user-agent"].startswith("chatrepl/")
+
+
+def test_the_sdk_sends_its_own_headers_and_nothing_it_would_read_from_the_environment(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    for name, value in {
+        "OPENAI_API_KEY": "sk-user-openai-key-0000",
+        "OPENAI_ORG_ID": "org-user",
+        "OPENAI_PROJECT_ID": "proj_user",
+        "OPENAI_ADMIN_KEY": "sk-admin-user-0000",
+        "OPENAI_CUSTOM_HEADERS": "X-Custom: user\nAuthorization: Bearer sk-ambient-0000",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "AZURE_OPENAI_AD_TOKEN": "ad-token-user",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for key in ("sk-provider-key-1234", None):  # a provider's client, with its key and without
+        assert collect(ChatClient(key, server.url))[1] is None
+    assert ChatClient(None, server.url).list_models() == ["test-model"]
+    version = metadata.version("openai")
+    for headers in server.headers_seen:
+        assert headers["user-agent"] == f"OpenAI/Python {version}"
+        assert headers["x-stainless-lang"] == "python" and headers["x-stainless-package-version"] == version
+        assert not {"openai-organization", "openai-project", "x-custom", "api-key"} & set(headers)
+    assert server.authorizations == ["Bearer sk-provider-key-1234", "", ""]
+
+
+def test_azure_gets_the_deployment_path_the_api_version_and_its_own_key_header(server: FakeOpenAI) -> None:
+    endpoint = server.url.removesuffix("/v1")
+    client = ChatClient("azure-key-5678", endpoint, azure_api_version="2024-10-21")
+    events, error = collect(client, Request("my-deployment", tuple(MESSAGES)))
+    assert error is None and text_of(events) == "You said: **hi**"
+    assert server.paths_seen == ["/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"]
+    headers = server.headers_seen[0]
+    assert headers["api-key"] == "azure-key-5678" and "authorization" not in headers
+    assert headers["user-agent"].startswith("AzureOpenAI/Python ")
 
 
 def test_an_error_body_in_any_shape_is_one_line(server: FakeOpenAI, settings: Settings) -> None:
@@ -195,8 +233,137 @@ def test_lists_the_server_models(settings: Settings) -> None:
 
 def test_connect_timeout_is_its_own_setting(settings: Settings) -> None:
     settings.connect_timeout = 2.5
-    timeout = client_for(settings)._http().timeout
+    timeout = client_for(settings)._sdk().timeout
     assert (timeout.connect, timeout.read) == (2.5, settings.timeout)
+
+
+def test_a_connection_that_never_opens_names_the_connect_timeout(settings: Settings) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        # Connections the listener never accepts fill its queue; the kernel then drops a new one's SYN.
+        waiting: list[socket.socket] = []
+        with contextlib.suppress(TimeoutError):
+            for _ in range(8):
+                waiting.append(socket.create_connection(listener.getsockname(), timeout=0.2))
+        settings.base_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        settings.connect_timeout = 0.3
+        try:
+            error = collect(client_for(settings))[1]
+        finally:
+            for sock in waiting:
+                sock.close()
+    assert error is not None and error.kind == "timeout" and error.retryable
+    assert "within 0.3 s" in error.message and error.hint == "raise it with --connect-timeout"
+
+
+@pytest.mark.parametrize(
+    ("script", "retryable"),
+    [
+        (Script(status=408), True),
+        (Script(status=409), True),
+        (Script(status=429), True),
+        (Script(status=500), True),
+        (Script(status=500, error_headers={"x-should-retry": "false"}), False),
+        (Script(status=400, error_headers={"x-should-retry": "true"}), True),
+        (Script(status=400), False),
+        (Script(status=429, error_code="insufficient_quota"), False),
+    ],
+)
+def test_what_is_worth_asking_again(server: FakeOpenAI, settings: Settings, script: Script, retryable: bool) -> None:
+    server.enqueue(script)
+    error = collect(client_for(settings))[1]
+    assert error is not None and error.retryable is retryable
+
+
+def test_the_request_id_and_retry_after_ms_are_read_from_a_failed_response(
+    server: FakeOpenAI, settings: Settings
+) -> None:
+    headers = {"x-request-id": "req_0123abc", "retry-after-ms": "1500"}
+    server.enqueue(Script(status=503, error_message="busy", error_headers=headers))
+    error = collect(client_for(settings))[1]
+    assert error is not None and error.message == "server error (503): busy (request req_0123abc)"
+    assert error.retry_after == 1.5
+
+
+def raw_utf8(*contents: str) -> list[str]:
+    """Chat chunks carrying these texts, as JSON written without escapes (as vLLM or llama.cpp write it)."""
+    chunks = [{"choices": [{"index": 0, "delta": {"content": text}}]} for text in contents]
+    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    return [json.dumps(chunk, ensure_ascii=False) for chunk in [*chunks, done]] + ["[DONE]"]
+
+
+def test_unicode_line_separators_in_raw_utf8_json_are_text(server: FakeOpenAI, settings: Settings) -> None:
+    texts = ["one\u2028two", "\u2029three\u0085", "four\x0bfive\x0c六\x1c\x1d\x1e"]
+    server.enqueue(Script(raw_events=raw_utf8(*texts)))
+    events, error = collect(client_for(settings))
+    assert error is None and text_of(events) == "".join(texts)
+
+
+def test_the_servers_own_stream_is_read_the_same_written_raw_or_escaped(server: FakeOpenAI, settings: Settings) -> None:
+    reply = "多语言 — naïve 😀 line\u2028sep"
+    server.enqueue(Script(text=reply, chunk_size=3), Script(text=reply, chunk_size=3, ascii_json=True))
+    client = client_for(settings)
+    assert text_of(collect(client)[0]) == text_of(collect(client)[0]) == reply
+
+
+def sse_body(newline: str) -> bytes:
+    events = [json.dumps({"choices": [{"index": 0, "delta": {"content": c}}]}, ensure_ascii=False) for c in "añ€😀"]
+    finish = json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    lines = [": comment", "event: message", *(f"data: {event}{newline}" for event in [*events, finish]), "data: [DONE]"]
+    return (newline.join(lines) + newline * 2).encode()
+
+
+@hypothesis.given(
+    newline=st.sampled_from(["\n", "\r", "\r\n"]),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_events_are_framed_the_same_however_the_bytes_are_cut(newline: str, bom: bool, cuts: list[int]) -> None:
+    body = b"\xef\xbb\xbf" * bom + sse_body(newline)
+    points = sorted({0, len(body), *(cut % len(body) for cut in cuts)})
+    pieces = [body[a:b] for a, b in itertools.pairwise(points)]
+    datas = [data for kind, data in sse_events(pieces) if kind == "message"]
+    assert [json.loads(data)["choices"][0]["delta"].get("content") for data in datas[:-1]] == [*"añ€😀", None]
+    assert datas[-1] == "[DONE]"
+
+
+def test_the_body_is_utf8_whatever_charset_it_declares_and_a_bom_is_dropped(
+    server: FakeOpenAI, settings: Settings
+) -> None:
+    server.enqueue(
+        Script(raw_body=[b"\xef\xbb", b"\xbf" + sse_body("\r\n")], content_type="text/event-stream; charset=latin-1")
+    )
+    events, error = collect(client_for(settings))
+    assert error is None and text_of(events) == "añ€😀"
+
+
+def test_an_error_event_gets_the_servers_message_to_the_user(server: FakeOpenAI, settings: Settings) -> None:
+    error_event = b'event: error\ndata: {"error": {"message": "model overloaded, try later"}}\n\n'
+    server.enqueue(Script(raw_body=[f"data: {AB_EVENT}\n\n".encode(), error_event]))
+    server.enqueue(Script(raw_body=[b"event: error\ndata: upstream went away\n\n"]))
+    client = client_for(settings)
+    events, error = collect(client)
+    assert text_of(events) == "ab" and error is not None and error.retryable
+    assert error.message == "the server reported an error: model overloaded, try later"
+    error = collect(client)[1]
+    assert error is not None and error.message == "the server reported an error: upstream went away"
+
+
+def test_an_unterminated_last_event_is_a_dropped_stream_not_a_malformed_one(
+    server: FakeOpenAI, settings: Settings
+) -> None:
+    server.enqueue(Script(raw_body=[f"data: {AB_EVENT}\n\n".encode(), b'data: {"choices": [{"index": 0, "del']))
+    events, error = collect(client_for(settings))
+    assert text_of(events) == "ab" and error is not None and error.kind == "incomplete"
+    assert error.message == "the stream ended before the reply was finished"
+
+
+def test_a_deeply_nested_event_ends_the_turn_with_one_line(server: FakeOpenAI, settings: Settings) -> None:
+    server.enqueue(Script(raw_events=[AB_EVENT, "[" * 100_000 + "]" * 100_000]))
+    events, error = collect(client_for(settings))
+    assert text_of(events) == "ab" and error is not None and error.kind == "incomplete"
+    assert "malformed" in error.message and "\n" not in error.message
 
 
 def split(pieces: list[str]) -> tuple[str, str]:

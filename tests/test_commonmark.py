@@ -1,5 +1,6 @@
 """Every example of the CommonMark specification, streamed through the renderer in several
-chunkings at two widths, leaves on a terminal screen exactly what rendering it whole does.
+chunkings at two widths, leaves on a terminal screen exactly what rendering it whole does, and
+prints exactly the same text where there is no terminal (no live area: only what is final).
 
 The specification is not part of this repository: CI fetches it from the npm registry
 (`npm pack commonmark-spec@0.31.2`) and names its spec.txt in CHATREPL_COMMONMARK_SPEC.
@@ -54,8 +55,17 @@ def on_screen(output: str, width: int) -> list[str]:
     return rows
 
 
-def terminal(width: int) -> Console:
-    return Console(file=io.StringIO(), width=width, height=40, force_terminal=True, color_system=None)
+def console(width: int, is_terminal: bool) -> Console:
+    return Console(file=io.StringIO(), width=width, height=40, force_terminal=is_terminal, color_system=None)
+
+
+def streamed(pieces: list[str], width: int, is_terminal: bool) -> str:
+    out = console(width, is_terminal)
+    renderer = MarkdownRenderer(out)
+    for piece in pieces:
+        renderer.feed(piece)
+    renderer.finish()
+    return out.file.getvalue()
 
 
 def test_every_example_streams_as_it_renders_whole() -> None:
@@ -64,15 +74,13 @@ def test_every_example_streams_as_it_renders_whole() -> None:
     differ = []
     for number, text in enumerate(cases, 1):
         for width in WIDTHS:
-            whole = terminal(width)
+            whole, printed = console(width, True), console(width, False)
             render_whole(whole, text)
+            render_whole(printed, text)
             expected = on_screen(whole.file.getvalue(), width)
             for name, pieces in chunkings(text).items():
-                streamed = terminal(width)
-                renderer = MarkdownRenderer(streamed)
-                for piece in pieces:
-                    renderer.feed(piece)
-                renderer.finish()
-                if on_screen(streamed.file.getvalue(), width) != expected:
-                    differ.append(f"example {number}, {name}, width {width}")
+                if on_screen(streamed(pieces, width, True), width) != expected:
+                    differ.append(f"example {number}, {name}, width {width}, on a terminal")
+                if streamed(pieces, width, False) != printed.file.getvalue():
+                    differ.append(f"example {number}, {name}, width {width}, printed")
     assert differ == []

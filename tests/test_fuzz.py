@@ -55,6 +55,7 @@ chunks = st.fixed_dictionaries(
 events = st.lists(
     st.one_of(
         chunks.map(json.dumps),
+        chunks.map(lambda chunk: json.dumps(chunk, ensure_ascii=False)),  # raw UTF-8, U+2028 and all
         st.text(max_size=30),  # not JSON at all
         st.just("x" * 100_000),  # a huge event
         st.just("[DONE]"),
@@ -63,21 +64,29 @@ events = st.lists(
 )
 
 
-def framed(data: list[str], cuts: list[int]) -> list[bytes]:
-    """The events as an SSE byte stream, cut into pieces at arbitrary places (even mid-character)."""
-    stream = "".join(f"data: {event}\n\n" if not event.startswith(":") else f"{event}\n" for event in data).encode()
+def framed(data: list[str], cuts: list[int], newline: str) -> list[bytes]:
+    """The events as an SSE byte stream with these line ends, cut into pieces at arbitrary places
+    (even mid-character, or between the CR and LF of a line end)."""
+    end = newline * 2
+    stream = "".join(f"data: {event}{end}" if not event.startswith(":") else f"{event}{newline}" for event in data)
+    stream = stream.encode()
     points = sorted({cut % (len(stream) + 1) for cut in cuts} | {0, len(stream)})
     return [stream[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=events, cuts=st.lists(st.integers(min_value=0), max_size=8))
-@example(data=['{"choices": [{"index": null, "text": "0"}]}', '{"error": {"message": ""}}'], cuts=[])
+@given(data=events, cuts=st.lists(st.integers(min_value=0), max_size=8), newline=st.sampled_from(["\n", "\r", "\r\n"]))
+@example(data=['{"choices": [{"index": null, "text": "0"}]}', '{"error": {"message": ""}}'], cuts=[], newline="\n")
+@example(
+    data=['{"choices": [{"index": 0, "delta": {"content": "a\u2028b\u0085"}, "finish_reason": "stop"}]}'],
+    cuts=[],
+    newline="\r",
+)
 def test_any_server_stream_leaves_a_consistent_conversation(
-    server: FakeOpenAI, data: list[str], cuts: list[int]
+    server: FakeOpenAI, data: list[str], cuts: list[int], newline: str
 ) -> None:
     settings_ = Settings(api_key="sk-fuzz", base_url=server.url, model="m", timeout=5, retries=0, idle_timeout=5)
-    server.enqueue(Script(raw_body=framed(data, cuts)))
+    server.enqueue(Script(raw_body=framed(data, cuts, newline)))
     session = make_session(settings_)
     out = io.StringIO()
     output = Output(Console(file=out, width=60, color_system=None), Terminal())

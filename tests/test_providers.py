@@ -174,3 +174,54 @@ def test_a_provider_model_needs_no_openai_key_but_its_own(server: FakeOpenAI, cl
     missing = subprocess.run(ask, env=clean_env, capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2
     assert missing.stderr.strip() == "chatrepl: error: ONE_KEY is not set: it holds the key of provider one"
+
+
+def test_an_azure_provider_sends_the_deployment_its_api_version_and_only_its_own_key(
+    server: FakeOpenAI, clean_env: dict[str, str]
+) -> None:
+    home = Path(clean_env["HOME"])
+    endpoint = server.url.removesuffix("/v1")
+    write_config(home, f'[providers.az]\ntype = "azure"\nbase_url = "{endpoint}"\napi_version = "2024-10-21"\n')
+    env = {**clean_env, "AZURE_OPENAI_API_KEY": ONE_KEY, "OPENAI_API_KEY": TEST_KEY}
+    server.enqueue(Script(text="from Azure"))
+    done = subprocess.run(
+        [installed_chatrepl(), "-m", "az:my-gpt", "hello"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "from Azure", done.stderr
+    assert server.paths_seen == ["/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21"]
+    assert server.headers_seen[0]["api-key"] == ONE_KEY and server.authorizations == [""]
+    assert TEST_KEY not in repr(server.headers_seen) + repr(server.requests)
+    listed = subprocess.run([installed_chatrepl(), "--providers"], env=env, capture_output=True, text=True, timeout=30)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("az "))
+    assert endpoint in row and "AZURE_OPENAI_API_KEY set" in row and "yes (1 models)" in row
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ('type = "azure"\nbase_url = "https://x.openai.azure.com"', "providers.p.api_version: an Azure provider"),
+        ('base_url = "http://x"\napi_version = "2024-10-21"', "providers.p.api_version: api_version is for type azure"),
+        ('type = "anthropic"\nbase_url = "http://x"', 'providers.p.type: expected "openai" or "azure"'),
+    ],
+)
+def test_a_bad_azure_entry_is_named(tmp_path: Path, entry: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        provider_settings(tmp_path, f"[providers.p]\n{entry}\n", "m", {})
+
+
+def test_a_key_that_cannot_go_in_a_header_is_named_when_the_settings_load(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match=r"ONE_KEY in environment: the key holds '“' \(U\+201C\)"):
+        config = '[providers.one]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "ONE_KEY"\n'
+        provider_settings(tmp_path, config, "one:m", {"ONE_KEY": "“sk-pasted”"})
+    done = subprocess.run(
+        [installed_chatrepl(), "hello"],
+        env={**clean_env, "OPENAI_API_KEY": "“sk-pasted-0123456789”"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("chatrepl: error: OPENAI_API_KEY in environment: the key holds '“'")
+    assert "sk-pasted" not in done.stderr and len(done.stderr.splitlines()) == 1

@@ -128,7 +128,7 @@ def test_a_failed_request_offers_the_text_again(
 def test_debug_shows_the_traceback(server: FakeOpenAI, settings: Settings) -> None:
     server.enqueue(Script(status=500))
     _, output, _ = run_repl(settings, "hi\r", debug=True)
-    assert "Traceback" in output and "HTTPStatusError: Server error '500 Internal Server Error'" in output
+    assert "Traceback" in output and "InternalServerError: Error code: 500" in output
 
 
 def test_a_dropped_stream_keeps_the_partial_marked_incomplete(server: FakeOpenAI, settings: Settings) -> None:

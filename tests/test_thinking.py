@@ -135,3 +135,17 @@ def test_reasoning_effort_goes_where_the_catalogue_allows(server: FakeOpenAI, se
     assert "gpt-4o takes no reasoning_effort: it is not sent" in output
     efforts = [request.get("reasoning_effort") for request in server.requests]
     assert efforts == ["low", "low", None]  # a model the catalogue does not know, gpt-5-mini, gpt-4o
+
+
+def test_a_try_after_an_error_mid_thought_thinks_anew(server: FakeOpenAI, settings: Settings) -> None:
+    first = json.dumps({"choices": [{"index": 0, "delta": {"reasoning_content": "A thought cut short."}}]})
+    server.enqueue(
+        Script(raw_body=[f"data: {first}\n\n".encode(), b'event: error\ndata: {"message": "overloaded"}\n\n']),
+        Script(text="Hello there!", reasoning=THOUGHT),
+    )
+    settings.retries = 1
+    repl, output, _ = run_repl(settings, "hi\r/think\r")
+    assert "the server reported an error: overloaded · try 2 of 2" in output
+    reply = repl.session.conversation.turns[1]
+    assert (reply.content, reply.reasoning) == ("Hello there!", THOUGHT)
+    assert "cut short" not in output.split("try 2 of 2")[1]
