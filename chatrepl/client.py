@@ -302,7 +302,9 @@ class ChatClient:
                 else:
                     options["base_url"] = self.base_url
                 if not self.api_key:
-                    self.headers["Authorization"] = openai.Omit()
+                    from openai._types import Omit  # not exported before openai 1.7x
+
+                    self.headers["Authorization"] = Omit()
                 self._client = _sdk_class(bool(self.azure_api_version))(**options)
             return self._client
 
@@ -425,9 +427,10 @@ class ChatClient:
 
     def _stream_broken(self, err: Exception) -> ChatError:
         if "Timeout" in type(err).__name__:
-            return ChatError("incomplete", f"the server sent nothing for {self.timeout:g} s mid-reply")
+            message = f"the server sent nothing for {self.timeout:g} s mid-reply"
+            return ChatError("incomplete", message, retryable=True)
         if _is_transport_error(err):
-            return ChatError("incomplete", "the connection dropped mid-reply")
+            return ChatError("incomplete", "the connection dropped mid-reply", retryable=True)
         return ChatError("incomplete", self._mask(f"the reply could not be read: {type(err).__name__}: {err}"))
 
     def _mask(self, message: str) -> str:

@@ -434,6 +434,14 @@ def test_retries_give_up_after_the_limit_and_never_follow_text(server: FakeOpenA
     assert "connection dropped mid-reply" in output
 
 
+def test_a_connection_lost_before_any_text_is_asked_again(server: FakeOpenAI, settings: Settings) -> None:
+    settings.retries = 1
+    server.enqueue(Script(text="lost", drop_after=1), Script(text="Whole."))  # event 0 carries only the role
+    repl, output, _ = run_repl(settings, "hello\r")
+    assert "the connection dropped mid-reply · try 2 of 2" in output
+    assert roles(repl) == [("user", "hello"), ("assistant", "Whole.")] and len(server.requests) == 2
+
+
 def test_ctrl_c_stops_the_countdown(server: FakeOpenAI, settings: Settings) -> None:
     settings.retries = 2
     server.enqueue(Script(status=429, retry_after="30"))
