@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import shlex
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ def expand(pattern: str) -> list[str]:
     return found
 
 
-def read_image(spec: str, limit: int, read_stdin: Callable[[], bytes]) -> Image:
+def read_image(spec: str, limit: int, read_stdin: Callable[[int], bytes]) -> Image:
     """An image from a file, standard input (`-`) or a web address (sent as it is, not downloaded)."""
     if spec.startswith(WEB):
         return Image(spec, url=spec)
@@ -147,16 +148,15 @@ def read_image(spec: str, limit: int, read_stdin: Callable[[], bytes]) -> Image:
         return AttachError(f"{spec} is {size_text(size)}; the limit is {size_text(limit)} (image_limit)")
 
     if spec == STDIN:
-        data = read_stdin()
+        data = read_stdin(limit + 1)
     else:
-        path = Path(spec).expanduser()
         try:
-            size = path.stat().st_size
-            if size > limit:  # known before it is read
-                raise over(size)
-            data = path.read_bytes()
+            size = os.stat(os.path.expanduser(spec)).st_size
         except OSError as err:
             raise AttachError(f"cannot read {spec}: {err.strerror or err}") from None
+        if size > limit:  # known before it is read
+            raise over(size)
+        data = read_bounded(spec, limit)
     if len(data) > limit:
         raise over(len(data))
     if media_type(data) is None:
@@ -164,7 +164,31 @@ def read_image(spec: str, limit: int, read_stdin: Callable[[], bytes]) -> Image:
     return Image(STDIN_NAME if spec == STDIN else spec, data)
 
 
-def read_images(specs: list[str], limit: int, read_stdin: Callable[[], bytes]) -> tuple[list[Image], list[str]]:
+def read_bounded(spec: str, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of a regular file, whatever its size said; AttachError for anything
+    else (a device such as /dev/zero, a pipe, a socket), which may never end, or never begin."""
+    try:
+        # Not blocking: opening a named pipe nobody writes to would wait for ever.
+        handle = os.open(os.path.expanduser(spec), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise AttachError(f"cannot read {spec}: {err.strerror or err}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise AttachError(f"cannot attach {spec}: it is not a regular file (a device or a pipe may never end)")
+        os.set_blocking(handle, True)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0 and (chunk := os.read(handle, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as err:
+        raise AttachError(f"cannot read {spec}: {err.strerror or err}") from None
+    finally:
+        os.close(handle)
+
+
+def read_images(specs: list[str], limit: int, read_stdin: Callable[[int], bytes]) -> tuple[list[Image], list[str]]:
     """The images the paths, globs and addresses name, in order, and one line for each problem."""
     images: list[Image] = []
     problems: list[str] = []
@@ -177,7 +201,7 @@ def read_images(specs: list[str], limit: int, read_stdin: Callable[[], bytes]) -
     return images, problems
 
 
-def read_files(patterns: list[str], room: int, read_stdin: Callable[[], bytes]) -> tuple[list[TextFile], list[str]]:
+def read_files(patterns: list[str], room: int, read_stdin: Callable[[int], bytes]) -> tuple[list[TextFile], list[str]]:
     """The text files the patterns name, in order, as many as fit in `room` bytes, and one line for
     each problem: a pattern that names nothing, a file unreadable or binary, and those that did not fit."""
     files: list[TextFile] = []
@@ -196,7 +220,7 @@ def read_files(patterns: list[str], room: int, read_stdin: Callable[[], bytes]) 
                 if size > room:
                     left_out.append(f"{name} ({size_text(size)})")
                     continue
-                file = _read_text(name, read_stdin)
+                file = _read_text(name, room, read_stdin)
             except AttachError as err:
                 problems.append(str(err))
                 continue
@@ -214,8 +238,9 @@ def read_files(patterns: list[str], room: int, read_stdin: Callable[[], bytes]) 
     return files, problems
 
 
-def _read_text(name: str, read_stdin: Callable[[], bytes]) -> TextFile:
-    data = read_stdin() if name == STDIN else Path(name).expanduser().read_bytes()
+def _read_text(name: str, room: int, read_stdin: Callable[[int], bytes]) -> TextFile:
+    """The text of a file or standard input, read up to a byte past `room` (the caller leaves it out then)."""
+    data = read_stdin(room + 1) if name == STDIN else read_bounded(name, room)
     shown = STDIN_NAME if name == STDIN else name
     if b"\0" in data:
         raise AttachError(f"cannot attach {shown}: it is a binary file")

@@ -333,7 +333,9 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
         # local = false turns the automatic local model off
         automatic = settings.local is None and local.available()
         if not automatic:
-            report("error", config.missing_key_message(config.config_path(os.environ)))
+            report(
+                "error", config.missing_key_message(config.config_path(os.environ, os.environ.get("CHATREPL_CONFIG")))
+            )
             return 2
     return _converse(args, settings, bool(settings.local) or automatic, automatic, terminal)
 
@@ -342,19 +344,21 @@ def _allow_env() -> bool:
     """Record the .env found from here upward as the user's own; False after saying there is none."""
     from pathlib import Path
 
-    found, _ = config.read_dotenv(Path.cwd())
+    from chatrepl import trust
+
+    found, values = config.read_dotenv(Path.cwd())
     if found is None:
         report("error", "--allow-env: no .env file here or in any folder above")
         return False
-    config.allow_dotenv(os.environ, found)
-    report("note", f"allowed {found} as it is now (a changed file must be allowed again)")
+    trust.allow_dotenv(os.environ, found, values)
+    report("note", f"allowed {found} and the files it names as they are now (a change must be allowed again)")
     return True
 
 
-def _ask_to_allow(dotenv_file: Path, redirect: str) -> bool:
+def _ask_to_allow(dotenv_file: Path, routing: str) -> bool:
     from chatrepl.output import confirm
 
-    return confirm(f"{dotenv_file} sets {redirect}; send your API key there, now and from now on?")
+    return confirm(f"{dotenv_file} sets {routing}; use that, now and until the file or one it names changes?")
 
 
 def _launch_local(settings: config.Settings) -> LocalServer | None:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.config import OPENAI_URL, mask_key
 from chatrepl.conversation import completion_prompt
+from chatrepl.options import OPENAI_URL, mask_key
 
 if TYPE_CHECKING:
     import openai

@@ -490,7 +490,7 @@ def _image(context: Context, argument: tuple[list[str], str]) -> Outcome:
     return _attached(context, [image.describe() for image in images], problems, question)
 
 
-def _no_stdin() -> bytes:
+def _no_stdin(limit: int) -> bytes:
     raise AttachError("- (standard input) is for --file and --image on the command line")
 
 

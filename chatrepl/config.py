@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatrepl.options import app_dir, mask_key
+
 if TYPE_CHECKING:
     from chatrepl.providers import Provider
     from chatrepl.roles import Role
@@ -21,7 +23,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 FILE_LIMIT = 256 * 1024  # bytes of text files one message takes
 IMAGE_LIMIT = 20 * 1024 * 1024  # bytes of one image
-OPENAI_URL = "https://api.openai.com/v1"  # the server when no base URL is set
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -305,29 +306,11 @@ class Settings:
     warnings: list[str] = field(default_factory=list)
 
 
-_XDG_DEFAULTS = {
-    "XDG_CONFIG_HOME": (".config",),
-    "XDG_DATA_HOME": (".local", "share"),
-    "XDG_STATE_HOME": (".local", "state"),
-}
-
-
-def app_dir(environ: Mapping[str, str], variable: str) -> Path:
-    """chatrepl's folder in an XDG base directory, e.g. $XDG_STATE_HOME/chatrepl (the spec's default if unset)."""
-    base = environ.get(variable) or str(Path.home().joinpath(*_XDG_DEFAULTS[variable]))
-    return Path(base) / "chatrepl"
-
-
-def open_private(path: Path, flags: int) -> int:
-    """Open `path`, creating it readable by its owner only (0600) in a folder only they can enter (0700):
-    made so from the start, never changed afterwards."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(path, flags | os.O_CREAT, 0o600)
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    if environ.get("CHATREPL_CONFIG"):
-        return Path(environ["CHATREPL_CONFIG"]).expanduser()
+def config_path(environ: Mapping[str, str], chosen: str | None = None) -> Path:
+    """The config file: `chosen` (CHATREPL_CONFIG from the environment or an allowed .env), else the
+    one in the environment's XDG_CONFIG_HOME."""
+    if chosen:
+        return Path(chosen).expanduser()
     return app_dir(environ, "XDG_CONFIG_HOME") / "config.toml"
 
 
@@ -367,50 +350,20 @@ def load_settings(
     """Resolve every setting through the layers; raise ConfigError naming the bad one.
     `flag_names` says which flag set a key where it is not --key (--plain sets markdown).
 
-    The trust rule: a .env found by the upward search that would send the API key to a
-    base URL of its own (the key being set somewhere else) is the user's only once allowed
-    (`allow_dotenv`); `ask` may allow it now.  Otherwise what it sets to redirect the key is
-    left out, and a warning says so.
+    A .env found from `cwd` upward gives only what the trust rule lets it (trust.dotenv_settings:
+    `ask` may allow its routing settings now); a warning names what it left out.
     """
     environ = os.environ if environ is None else environ
     dotenv_file, dotenv = read_dotenv(cwd or Path.cwd())
+    warning = None
+    if dotenv_file is not None:
+        from chatrepl import trust
+
+        dotenv, warning = trust.dotenv_settings(dotenv_file, dotenv, environ, ask)
     settings = _layered(flags, environ, dotenv_file, dotenv, flag_names or {})
-    redirect = _redirect(settings, dotenv_file, dotenv, environ)
-    if dotenv_file is None or redirect is None or dotenv_allowed(environ, dotenv_file):
-        return settings
-    if ask is not None and ask(dotenv_file, redirect):
-        allow_dotenv(environ, dotenv_file)
-        return settings
-    kept = {name: value for name, value in dotenv.items() if name not in _REDIRECTING}
-    settings = _layered(flags, environ, dotenv_file, kept, flag_names or {})
-    settings.warnings.append(
-        f"{dotenv_file} sets {redirect}, which would get the API key set elsewhere: ignored "
-        "(if you trust that file, allow it with chatrepl --allow-env)"
-    )
+    if warning is not None:
+        settings.warnings.append(warning)
     return settings
-
-
-_REDIRECTING = ("OPENAI_BASE_URL", "CHATREPL_CONFIG")  # what in a .env can choose where the key goes
-
-
-def _redirect(
-    settings: Settings, dotenv_file: Path | None, dotenv: dict[str, str], environ: Mapping[str, str]
-) -> str | None:
-    """What the .env sets that sends a key from elsewhere to a server of its choosing, or None."""
-    if dotenv_file is None or not settings.api_key:
-        return None
-    chosen = {name: dotenv[name] for name in _REDIRECTING if dotenv.get(name, "").strip() and name not in environ}
-    if not chosen:
-        return None
-
-    def from_dotenv(source: str) -> bool:
-        config_by_dotenv = "CHATREPL_CONFIG" in chosen and source.startswith(f"{config_path(dotenv)} key ")
-        return source.endswith(f" in {dotenv_file}") or config_by_dotenv
-
-    key_source, url_source = settings.sources.get("api_key", ""), settings.sources.get("base_url", "")
-    if from_dotenv(key_source) or not from_dotenv(url_source):
-        return None
-    return " and ".join(f"{name}={value}" for name, value in chosen.items())
 
 
 def _layered(
@@ -432,8 +385,9 @@ def _layered(
         setattr(settings, key, value)
         settings.sources[key] = source
 
-    path = config_path(merged_env)
-    for key, raw in read_config_file(path, required=bool(merged_env.get("CHATREPL_CONFIG"))).items():
+    chosen = merged_env.get("CHATREPL_CONFIG")
+    path = config_path(environ, chosen)
+    for key, raw in read_config_file(path, required=bool(chosen)).items():
         if key in OPTION_BY_KEY:
             apply(key, raw, f"{path} key {key!r}")
         elif key == "models" and isinstance(raw, dict) and all(isinstance(entry, dict) for entry in raw.values()):
@@ -482,37 +436,9 @@ def _layered(
     return settings
 
 
-def _allowed_list(environ: Mapping[str, str]) -> Path:
-    """Where allowed .env files are recorded: the real environment says, never a .env."""
-    return app_dir(environ, "XDG_STATE_HOME") / "allowed-env"
-
-
-def _fingerprint(dotenv_file: Path) -> str:
-    import hashlib
-
-    return f"{hashlib.sha256(dotenv_file.read_bytes()).hexdigest()}  {dotenv_file.resolve()}"
-
-
-def dotenv_allowed(environ: Mapping[str, str], dotenv_file: Path) -> bool:
-    """The user allowed this .env, as it is now (a changed file must be allowed again)."""
-    try:
-        allowed = _allowed_list(environ).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return False
-    return _fingerprint(dotenv_file) in allowed
-
-
-def allow_dotenv(environ: Mapping[str, str], dotenv_file: Path) -> None:
-    """Record this .env, by path and content, as the user's own."""
-    handle = open_private(_allowed_list(environ), os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(handle, f"{_fingerprint(dotenv_file)}\n".encode())
-    finally:
-        os.close(handle)
-
-
 def keep_secrets(settings: Settings) -> None:
-    """Mask the API key and a password in the base URL in everything chatrepl shows from now on."""
+    """Mask the API keys, and a password in the base URL or a provider's, in everything chatrepl shows
+    from now on."""
     from urllib.parse import urlsplit
 
     from chatrepl.sanitize import keep_secret
@@ -520,14 +446,10 @@ def keep_secrets(settings: Settings) -> None:
     for key in (settings.api_key, *settings.provider_keys.values()):
         if key:
             keep_secret(key, mask_key(key))
-    password = urlsplit(settings.base_url).password if settings.base_url else None
-    if password:
-        keep_secret(f":{password}@", ":***@")  # with its delimiters: a short password masks nothing else
-
-
-def mask_key(key: str) -> str:
-    """A key as it may be shown: sk-...abcd."""
-    return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"
+    for url in (settings.base_url, *(provider.base_url for provider in settings.providers.values())):
+        password = urlsplit(url).password if url else None
+        if password:
+            keep_secret(f":{password}@", ":***@")  # with its delimiters: a short password masks nothing else
 
 
 def describe(settings: Settings) -> str:

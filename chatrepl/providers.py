@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from chatrepl.config import OPENAI_URL
+from chatrepl.options import OPENAI_URL
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient

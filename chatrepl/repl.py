@@ -27,9 +27,10 @@ from prompt_toolkit.styles import Style
 
 from chatrepl import __version__
 from chatrepl.attachments import Pending
-from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS, app_dir, open_private
+from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS
 from chatrepl.images import media_type
 from chatrepl.models import money_text
+from chatrepl.options import app_dir, open_private
 from chatrepl.output import PROMPT, Output
 from chatrepl.parameters import uses_completions
 from chatrepl.providers import MissingKey, Provider, server_models

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatrepl import config
+from chatrepl.options import app_dir
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
@@ -53,7 +54,7 @@ def check_entry(name: str, entry: Any, where: str) -> Role:
 
 
 def roles_dir(environ: Mapping[str, str]) -> Path:
-    return config.app_dir(environ, "XDG_CONFIG_HOME") / "roles"
+    return app_dir(environ, "XDG_CONFIG_HOME") / "roles"
 
 
 def from_file(path: Path) -> Role:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatrepl.config import app_dir, open_private
 from chatrepl.conversation import Turn
 from chatrepl.images import Image
+from chatrepl.options import app_dir, open_private
 
 APPLICATION_ID = 0x63687270  # "chrp" in the file's header: this database is chatrepl's
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import sqlite3
 import struct
 import subprocess
@@ -390,3 +391,32 @@ def test_a_session_refuses_images_for_completion_mode(settings: Settings) -> Non
     assert session.image_refusal() is None  # a model the catalogue does not know gets them
     session.set_parameter("mode", "completion")
     assert session.image_refusal() == "completion mode sends no images: /mode chat first"
+
+
+@pytest.mark.parametrize("flag", ["--file", "--image"])
+def test_a_file_that_never_ends_is_refused_in_one_line(cli_env: dict[str, str], tmp_path: Path, flag: str) -> None:
+    fifo = tmp_path / "nobody-writes-here"
+    os.mkfifo(fifo)
+    for endless in ("/dev/zero", str(fifo)):
+        command = [installed_chatrepl(), flag, endless, "what is this?"]
+        done = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=20)
+        assert done.returncode == 2 and done.stdout == ""
+        problem = f"cannot attach {endless}: it is not a regular file (a device or a pipe may never end)"
+        assert done.stderr == f"chatrepl: error: {problem}\n"
+
+
+def test_slash_file_on_an_endless_file_says_so_and_the_repl_goes_on(server: FakeOpenAI, settings: Settings) -> None:
+    _, output, _ = run_repl(settings, "/file /dev/zero\r/image /dev/zero\rhello\r")
+    assert output.count("cannot attach /dev/zero: it is not a regular file") == 2
+    assert "You said: hello" in output
+
+
+def test_standard_input_is_read_only_to_a_byte_past_the_limit(cli_env: dict[str, str]) -> None:
+    command = [installed_chatrepl(), "--file", "-", "summarize"]
+    env = {**cli_env, "CHATREPL_FILE_LIMIT": "1KiB"}
+    with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as reader:
+        assert reader.stdin is not None and reader.stderr is not None
+        reader.stdin.write("x" * 2048)
+        reader.stdin.flush()
+        assert reader.wait(timeout=20) == 2  # without waiting for an end of the input that never came
+        assert "did not fit in the 1.0 KB left for files (file_limit): standard input" in reader.stderr.read()

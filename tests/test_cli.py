@@ -127,9 +127,9 @@ def test_key_from_dotenv_in_a_parent_directory(server: FakeOpenAI, clean_env: di
     work = tmp_path / "work" / "deeper"
     work.mkdir(parents=True)
     result = subprocess.run(
-        [installed_chatrepl(), "hi"], capture_output=True, text=True, env=clean_env, cwd=work, timeout=30
+        [installed_chatrepl(), "--allow-env", "hi"], capture_output=True, text=True, env=clean_env, cwd=work, timeout=30
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr  # its base URL once the file is allowed; its key in any case
     assert server.headers_seen[0]["authorization"] == f"Bearer {TEST_KEY}"
 
 
@@ -314,6 +314,18 @@ def test_a_password_in_the_base_url_is_never_shown(cli_env: dict[str, str]) -> N
         assert "hunter2" not in result.stdout + result.stderr
     assert 'base_url = "http://me:***@127.0.0.1:9/v1"' in shown.stdout
     assert "cannot reach http://me:***@127.0.0.1:9/v1" in failed.stderr
+
+
+def test_a_password_in_a_providers_url_is_never_shown(cli_env: dict[str, str]) -> None:
+    config = Path(cli_env["HOME"]) / ".config" / "chatrepl" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[providers.p]\nbase_url = "http://me:sesame-0123@127.0.0.1:9/v1"\n')
+    shown = chatrepl(cli_env, "--print-config", stdin="")
+    listed = chatrepl(cli_env, "--providers", stdin="")
+    failed = chatrepl({**cli_env, "CHATREPL_RETRIES": "0"}, "-m", "p:m", "hi", stdin="")
+    for result in (shown, listed, failed):
+        assert "sesame-0123" not in result.stdout + result.stderr
+    assert "http://me:***@127.0.0.1:9/v1" in shown.stdout + listed.stdout and "me:***@" in failed.stderr
 
 
 def bash_completes(cli_env: dict[str, str], *words: str) -> list[str]:

@@ -127,18 +127,20 @@ def test_unknown_config_key_is_a_warning_not_a_reset(tmp_path: Path) -> None:
     assert any("'modle'" in warning for warning in settings.warnings)
 
 
-def test_the_example_env_file_lists_every_variable_read() -> None:
+def test_every_variable_read_is_classified_and_the_example_env_lists_what_a_dotenv_can_set() -> None:
     import re
 
     from chatrepl.config import OPTIONS
+    from chatrepl.trust import PROCESS, VARIABLES
 
     root = Path(__file__).resolve().parent.parent
     listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
     source = "".join(path.read_text() for path in (root / "chatrepl").glob("*.py"))
     read = {option.env for option in OPTIONS} | set(
-        re.findall(r"""(?:environ(?:\.get\(|\[)|app_dir\(environ, )["']([A-Z_]+)""", source)
+        re.findall(r"""(?:environ(?:\.get\(|\[)|app_dir\(environ, |\(")["']([A-Z][A-Z_]+_[A-Z]+)["']""", source)
     )
-    assert read - listed == set()
+    assert read - set(VARIABLES) == set()  # a new variable is classified in trust.VARIABLES, or this fails
+    assert listed == {name for name, kind in VARIABLES.items() if kind != PROCESS}
 
 
 def test_a_bad_model_entry_is_reported_when_the_settings_are_loaded(tmp_path: Path) -> None:
@@ -165,7 +167,7 @@ def test_a_dotenv_cannot_send_a_key_from_elsewhere_to_its_own_server(tmp_path: P
     settings = load_settings({}, environ=environ, cwd=project)
     assert (settings.api_key, settings.base_url) == ("sk-mine", None)
     (warning,) = settings.warnings
-    assert warning.startswith(f"{project / '.env'} sets OPENAI_BASE_URL=http://collector.example/v1, which would get")
+    assert warning.startswith(f"{project / '.env'} sets OPENAI_BASE_URL=http://collector.example/v1: ignored, as it")
     assert "chatrepl --allow-env" in warning
 
 
@@ -180,25 +182,31 @@ def test_a_dotenv_choosing_a_config_file_cannot_redirect_the_key_either(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("dotenv", "environ"),
+    "dotenv",
     [
-        ("OPENAI_API_KEY=sk-theirs\nOPENAI_BASE_URL=http://their.server/v1\n", {}),  # key and URL in one place
-        ("OPENAI_BASE_URL=http://their.server/v1\n", {}),  # no key to send anywhere
-        (
-            "OPENAI_BASE_URL=http://their.server/v1\n",
-            {"OPENAI_API_KEY": "sk-mine", "OPENAI_BASE_URL": "http://mine/v1"},
-        ),
+        "OPENAI_API_KEY=sk-theirs\nOPENAI_BASE_URL=http://their.server/v1\n",  # their key with their server
+        "OPENAI_BASE_URL=http://their.server/v1\n",  # no key to send anywhere
     ],
 )
-def test_a_dotenv_that_redirects_no_key_keeps_working(tmp_path: Path, dotenv: str, environ: dict[str, str]) -> None:
-    project, environ = trust_case(tmp_path, dotenv, environ)
+def test_a_dotenv_chooses_no_server_until_allowed_whatever_key_there_is(tmp_path: Path, dotenv: str) -> None:
+    project, environ = trust_case(tmp_path, dotenv)
     settings = load_settings({}, environ=environ, cwd=project)
-    assert settings.warnings == []
-    assert settings.base_url == environ.get("OPENAI_BASE_URL", "http://their.server/v1")
+    assert settings.base_url is None and "OPENAI_BASE_URL=http://their.server/v1: ignored" in settings.warnings[0]
+    assert settings.api_key == ("sk-theirs" if "sk-theirs" in dotenv else None)  # plain: taken
+
+
+def test_what_the_environment_sets_itself_is_not_the_dotenvs_choice(tmp_path: Path) -> None:
+    project, environ = trust_case(
+        tmp_path,
+        "OPENAI_BASE_URL=http://their.server/v1\n",
+        {"OPENAI_API_KEY": "sk-mine", "OPENAI_BASE_URL": "http://mine/v1"},
+    )
+    settings = load_settings({}, environ=environ, cwd=project)
+    assert settings.warnings == [] and settings.base_url == "http://mine/v1"
 
 
 def test_an_allowed_dotenv_is_trusted_until_it_changes(tmp_path: Path) -> None:
-    from chatrepl.config import allow_dotenv
+    from chatrepl.trust import allow_dotenv
 
     project, environ = trust_case(tmp_path, "OPENAI_BASE_URL=http://their.server/v1\n", {"OPENAI_API_KEY": "sk-mine"})
     asked: list[str] = []
@@ -215,7 +223,7 @@ def test_an_allowed_dotenv_is_trusted_until_it_changes(tmp_path: Path) -> None:
     assert load_settings({}, environ=environ, cwd=project).base_url == "http://their.server/v1"  # recorded
     write(project / ".env", "OPENAI_BASE_URL=http://another.server/v1\n")
     assert load_settings({}, environ=environ, cwd=project).base_url is None  # changed: allowed no more
-    allow_dotenv(environ, project / ".env")
+    allow_dotenv(environ, project / ".env", {"OPENAI_BASE_URL": "http://another.server/v1"})
     assert load_settings({}, environ=environ, cwd=project).base_url == "http://another.server/v1"
     listed = (tmp_path / "state" / "chatrepl" / "allowed-env").stat().st_mode & 0o777
     assert listed == 0o600

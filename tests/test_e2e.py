@@ -253,7 +253,7 @@ def test_a_cloned_dotenv_gets_the_key_only_once_allowed(
         def start() -> pexpect.spawn:
             return pexpect.spawn(installed_chatrepl(), env=env, cwd=clone / "src", encoding="utf-8", timeout=15)
 
-        question = "send your API key there, now and from now on? [y/N] "
+        question = "use that, now and until the file or one it names changes? [y/N] "
         child = start()
         child.expect_exact(question)
         assert collector.authorizations == [] and server.authorizations == []  # nothing sent before the answer

@@ -256,14 +256,14 @@ def test_the_key_is_never_stored_and_no_save_writes_nothing(
     assert not private.exists()
 
 
-def test_the_database_named_in_a_dotenv_file_is_used(
+def test_the_database_named_in_an_allowed_dotenv_file_is_used(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     project = Path(cli_env["HOME"]) / "project"
     project.mkdir()
     (project / ".env").write_text(f"CHATREPL_DB={tmp_path / 'project.db'}\n")
     subprocess.run(
-        [installed_chatrepl(), "hello"],
+        [installed_chatrepl(), "--allow-env", "hello"],
         env=cli_env,
         cwd=project,
         capture_output=True,
