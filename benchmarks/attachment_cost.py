@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from chatrepl.attachments import read_images
-from chatrepl.client import Request
 from chatrepl.config import Settings
+from chatrepl.events import Request
 from chatrepl.models import Catalogue
 from chatrepl.session import ChatSession
 from chatrepl.store import Store

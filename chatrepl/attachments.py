@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatrepl.config import FILE_LIMIT, IMAGE_LIMIT
 from chatrepl.images import Image, media_type, size_text
+from chatrepl.options import FILE_LIMIT, IMAGE_LIMIT
 
 STDIN = "-"
 WEB = ("http://", "https://")  # an image given by its address

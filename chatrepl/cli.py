@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from chatrepl import __version__, config
+from chatrepl import __version__, config, options
 from chatrepl.attachments import STDIN, Pending, read_files, read_images
 from chatrepl.completion import SHELLS
 from chatrepl.output import emit, report
@@ -76,25 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("prompt", nargs="*", help="ask this once and exit (piped standard input is added after it)")
     parser.add_argument(
-        "-m", "--model", type=_flag_type(config.model_name), help=f"model to use (default: {config.DEFAULT_MODEL})"
+        "-m", "--model", type=_flag_type(options.model_name), help=f"model to use (default: {options.DEFAULT_MODEL})"
     )
     parser.add_argument("-s", "--system", help='system prompt (default: "You are a helpful assistant.")')
-    parser.add_argument("-t", "--temperature", type=_flag_type(config.temperature), help="sampling temperature, 0 to 2")
-    parser.add_argument("--max-tokens", type=_flag_type(config.max_tokens), help="most tokens one reply may have")
+    parser.add_argument(
+        "-t", "--temperature", type=_flag_type(options.temperature), help="sampling temperature, 0 to 2"
+    )
+    parser.add_argument("--max-tokens", type=_flag_type(options.max_tokens), help="most tokens one reply may have")
     parser.add_argument(
         "--base-url",
-        type=_flag_type(config.base_url),
+        type=_flag_type(options.base_url),
         help="API base URL, e.g. http://127.0.0.1:8080/v1 for a local server",
     )
-    parser.add_argument("--top-p", type=_flag_type(config.top_p), help="nucleus sampling, 0 to 1")
+    parser.add_argument("--top-p", type=_flag_type(options.top_p), help="nucleus sampling, 0 to 1")
     parser.add_argument(
-        "--presence-penalty", type=_flag_type(config.presence_penalty), help="-2 to 2: favour new topics"
+        "--presence-penalty", type=_flag_type(options.presence_penalty), help="-2 to 2: favour new topics"
     )
     parser.add_argument(
-        "--frequency-penalty", type=_flag_type(config.frequency_penalty), help="-2 to 2: discourage repetition"
+        "--frequency-penalty", type=_flag_type(options.frequency_penalty), help="-2 to 2: discourage repetition"
     )
-    parser.add_argument("--stop", type=_flag_type(config.stop), help="up to 4 stop sequences, comma-separated")
-    parser.add_argument("--seed", type=_flag_type(config.seed), help="seed for repeatable sampling")
+    parser.add_argument("--stop", type=_flag_type(options.stop), help="up to 4 stop sequences, comma-separated")
+    parser.add_argument("--seed", type=_flag_type(options.seed), help="seed for repeatable sampling")
     parser.add_argument("--examples", metavar="FILE", help="few-shot example messages (JSON list or TOML [[messages]])")
     parser.add_argument("--json", action="store_true", default=None, help="JSON mode: the reply is a JSON object")
     parser.add_argument(
@@ -104,37 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
         const="completion",
         help="use the legacy Completions API (e.g. gpt-3.5-turbo-instruct)",
     )
-    parser.add_argument("-n", type=_flag_type(config.choices), help="completion mode: how many replies (1 to 16)")
+    parser.add_argument("-n", type=_flag_type(options.choices), help="completion mode: how many replies (1 to 16)")
     parser.add_argument(
         "--reasoning-effort",
-        type=_flag_type(config.reasoning_effort, config.REASONING_EFFORTS),
+        type=_flag_type(options.reasoning_effort, options.REASONING_EFFORTS),
         metavar="EFFORT",
         help="how hard a reasoning model thinks: minimal, low, medium or high",
     )
     parser.add_argument(
-        "--timeout", type=_flag_type(config.timeout), help="seconds to wait for the server (default: 60)"
+        "--timeout", type=_flag_type(options.timeout), help="seconds to wait for the server (default: 60)"
     )
     parser.add_argument(
         "--local",
         nargs="?",
-        const=config.BUNDLED_LOCAL,
+        const=options.BUNDLED_LOCAL,
         metavar="PATH.gguf",
         help="serve a local model with llama.cpp on loopback: the bundled SmolLM2-135M-Instruct, or PATH.gguf",
     )
     parser.add_argument(
-        "--local-ctx", type=_flag_type(config.max_tokens), metavar="N", help="the local model's context size"
+        "--local-ctx", type=_flag_type(options.max_tokens), metavar="N", help="the local model's context size"
     )
     parser.add_argument(
-        "--connect-timeout", type=_flag_type(config.timeout), metavar="SECONDS", help="wait for a connection (10)"
+        "--connect-timeout", type=_flag_type(options.timeout), metavar="SECONDS", help="wait for a connection (10)"
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_flag_type(config.timeout),
+        type=_flag_type(options.timeout),
         metavar="SECONDS",
         help="give up a reply that sends nothing, keep-alives aside, for this long (default 60)",
     )
     parser.add_argument(
-        "--retries", type=_flag_type(config.retries), metavar="N", help="retries after a 429 or 5xx (default 3)"
+        "--retries", type=_flag_type(options.retries), metavar="N", help="retries after a 429 or 5xx (default 3)"
     )
     parser.add_argument(
         "--plain", dest="markdown", action="store_false", default=None, help="print plain text: no markdown, no colour"
@@ -144,14 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--thinking",
-        type=_flag_type(config.thinking, config.THINKING_MODES),
+        type=_flag_type(options.thinking, options.THINKING_MODES),
         metavar="MODE",
         help="a thinking model's reasoning: collapse (default: live, then one line), show (kept above the answer;"
         " to standard error when answering once), hide",
     )
     parser.add_argument(
         "--role",
-        type=_flag_type(config.text),
+        type=_flag_type(options.text),
         metavar="NAME",
         help="take on a role: [roles.NAME] in config.toml, or roles/NAME.md beside it (see /role)",
     )
@@ -205,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--db",
-        type=_flag_type(config.path),
+        type=_flag_type(options.path),
         metavar="PATH",
         help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)",
     )
@@ -293,11 +295,11 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
         from chatrepl.client import import_in_background
 
         import_in_background()
-    if args.local not in (None, config.BUNDLED_LOCAL) and not _names_a_model(args.local):
+    if args.local not in (None, options.BUNDLED_LOCAL) and not _names_a_model(args.local):
         # `--local "a question"`: the optional PATH took the question
         args.prompt.insert(0, args.local)
-        args.local = config.BUNDLED_LOCAL
-    flags = {option.key: getattr(args, option.key, None) for option in config.OPTIONS}
+        args.local = options.BUNDLED_LOCAL
+    flags = {option.key: getattr(args, option.key, None) for option in options.OPTIONS}
     if args.allow_env and not _allow_env():
         return 2
     ask = _ask_to_allow if sys.stdin.isatty() and sys.stderr.isatty() else None
@@ -367,13 +369,13 @@ def _launch_local(settings: config.Settings) -> LocalServer | None:
 
     from chatrepl import local
 
-    bundled = settings.local in (None, config.BUNDLED_LOCAL)
+    bundled = settings.local in (None, options.BUNDLED_LOCAL)
     model = local.bundled_model() if bundled else Path(settings.local)
     try:
         if model is not None and not bundled:
             local.check_model(model)  # before the extra: a wrong path is the first thing to hear of
         if model is None or not local.server_installed():
-            report("error", f"--local needs the local extra: {config.LOCAL_INSTALL}")
+            report("error", f"--local needs the local extra: {options.LOCAL_INSTALL}")
             return None
         server = local.LocalServer(model, settings.local_ctx or local.DEFAULT_CONTEXT, local.log_path(os.environ))
         server.start()
@@ -517,7 +519,7 @@ def _saved_conversations(args: argparse.Namespace, settings: config.Settings, te
     """--sessions [TEXT], --export ID FILE, --delete ID: 0 done, 1 nothing found, 2 refused."""
     from pathlib import Path
 
-    from chatrepl.commands import deletion_question, export, list_sessions
+    from chatrepl.commands.sessions import deletion_question, export, list_sessions
     from chatrepl.models import Catalogue
     from chatrepl.output import Output, confirm
     from chatrepl.session import ChatSession
@@ -598,7 +600,7 @@ def _once(
     if wanted is not None:
         session.resume(wanted)
     images = attached.images()
-    refusal = session.image_refusal() if images else None
+    refusal = session.image_refusal(command_line=True) if images else None
     if refusal:
         notices.error(refusal)
         return 2
@@ -663,6 +665,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as err:
         if debug:
-            raise
-        report("error", f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)")
+            from chatrepl.output import report_traceback
+
+            report_traceback()
+        hint = "" if debug else " (run with --debug for the traceback)"
+        report("error", f"unexpected {type(err).__name__}: {err}{hint}")
         return 1

@@ -17,61 +17,33 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.conversation import completion_prompt
+from chatrepl.events import (
+    Event,
+    Finished,
+    OtherChoice,
+    ReasoningDelta,
+    RefusalDelta,
+    Request,
+    TextDelta,
+    Usage,
+)
 from chatrepl.options import OPENAI_URL, mask_key
 
 if TYPE_CHECKING:
     import openai
 
-    from chatrepl.config import Settings
-
 _ACCOUNT_HEADERS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
+
+
+def account_headers() -> dict[str, str]:
+    """OpenAI's organisation and project, from the variables its own library reads (the environment
+    only), for the default server's requests."""
+    return {name: os.environ[variable] for variable, name in _ACCOUNT_HEADERS if os.environ.get(variable)}
+
+
 _MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class RefusalDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ReasoningDelta:
-    """Text of the model's thinking, shown apart from the answer and never sent back."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class OtherChoice:
-    """Text of a further reply (n > 1 in completion mode), numbered from 1."""
-
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    estimated: bool = False  # the server sent no counts: these are chatrepl's own guess
-    cached_tokens: int = 0  # of the prompt tokens, those the server had cached (billed lower)
-    reasoning_tokens: int = 0  # of the completion tokens, those spent thinking, not shown
-
-
-@dataclass(frozen=True)
-class Finished:
-    reason: str
-
-
-Event = TextDelta | ReasoningDelta | RefusalDelta | OtherChoice | Usage | Finished
 
 
 class ChatError(Exception):
@@ -227,25 +199,6 @@ def _chunk_events(chunk: Any) -> Iterator[Event]:
             yield Finished(reason)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One request exactly as it is sent: the model, the messages and the parameters.
-
-    In completion mode (the legacy Completions API) the messages go as one prompt.
-    """
-
-    model: str
-    messages: tuple[dict[str, str], ...]
-    params: dict[str, Any] = field(default_factory=dict)
-    completion: bool = False
-
-    def body(self) -> dict[str, Any]:
-        """The request's JSON body, but for streaming itself."""
-        if self.completion:
-            return {"model": self.model, "prompt": completion_prompt(list(self.messages)), **self.params}
-        return {"model": self.model, "messages": list(self.messages), **self.params}
-
-
 class ChatClient:
     """Sends requests to one server with one key, through an openai SDK client made on first use:
     `OpenAI`, or `AzureOpenAI` when an Azure API version is given (the model is then the deployment)."""
@@ -272,13 +225,6 @@ class ChatClient:
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._usage_in_stream = True  # until a server rejects stream_options
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ChatClient:
-        """The client of the default server; OpenAI's organisation and project variables, as its own
-        library reads them, go with its requests."""
-        headers = {name: os.environ[variable] for variable, name in _ACCOUNT_HEADERS if os.environ.get(variable)}
-        return cls(settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout, headers)
 
     def warm_up(self) -> None:
         """Import openai and its chat resources and build the client ahead of the first request."""

@@ -220,7 +220,7 @@ def estimate_tokens(messages: list[dict[str, Any]], images: list[Image]) -> int:
 def parse_examples(text: str, suffix: str) -> list[Turn]:
     """Few-shot examples from a JSON list, or a TOML file of [[messages]], of role/content pairs."""
     if suffix == ".toml":
-        from chatrepl.config import tomllib
+        from chatrepl.options import tomllib
 
         data = tomllib.loads(text).get("messages")
     else:

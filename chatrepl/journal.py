@@ -31,6 +31,8 @@ SAVE_INTERVAL = 0.25  # seconds between saves of a reply that is still streaming
 RETRY_INTERVAL = 2.0  # seconds before a failed change is tried again, if no other comes first
 
 Change = Callable[[Store], None]
+Lost = Callable[[Exception], str | None]  # told of a change that can never succeed; what to report, if anything
+CANNOT_SUCCEED = (sqlite3.IntegrityError, StoreError)  # say, the conversation was deleted by another chatrepl
 
 
 class Writer:
@@ -38,16 +40,17 @@ class Writer:
 
     def __init__(self, store: Store) -> None:
         self.store = store  # the main thread's connection, for reading
-        self._changes: deque[Change] = deque()
+        self._changes: deque[tuple[Change, Lost | None]] = deque()
         self._ready = threading.Condition()
         self._busy = False  # a change is being written
         self._failing = False
         self._reports: list[str] = []
         self._thread: threading.Thread | None = None
 
-    def submit(self, change: Change) -> None:
+    def submit(self, change: Change, lost: Lost | None = None) -> None:
+        """Queue a change; one that can never succeed is set aside, and `lost` says what to report."""
         with self._ready:
-            self._changes.append(change)
+            self._changes.append((change, lost))
             self._ready.notify_all()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
@@ -74,6 +77,10 @@ class Writer:
         with self._ready:
             return len(self._changes)
 
+    def report(self, message: str) -> None:
+        with self._ready:
+            self._reports.append(message)
+
     def reports(self) -> list[str]:
         """What the writer has to say since last asked: that saving fails, or works again."""
         with self._ready:
@@ -90,11 +97,20 @@ class Writer:
             with self._ready:
                 while not self._changes:
                     self._ready.wait()
-                change, self._busy = self._changes[0], True
+                (change, lost), self._busy = self._changes[0], True
             try:
                 connection = connection or self.store.reopen()
                 change(connection)
-            except (sqlite3.Error, OSError, StoreError) as err:
+            except CANNOT_SUCCEED as err:  # tried again it would fail again, and hold up every later change
+                report = lost(err) if lost is not None else f"not saved: {err} (set aside)"
+                with self._ready:
+                    self._changes.popleft()
+                    self._busy = False
+                    if report:
+                        self._reports.append(report)
+                    self._ready.notify_all()
+                continue
+            except (sqlite3.Error, OSError) as err:
                 with self._ready:
                     self._busy = False
                     if not self._failing:
@@ -120,19 +136,58 @@ class _Ids:
     reply: int | None = None
 
 
-class Journal:
-    """Saves one conversation; every method only queues the change."""
+Snapshot = tuple[list["Turn"], str, str]  # a conversation's turns, model and system prompt, as they are now
 
-    def __init__(self, writer: Writer | None, conversation_id: int | None = None) -> None:
+
+class Journal:
+    """Saves one conversation; every method only queues the change.
+
+    When a change of it can never succeed (another chatrepl deleted the conversation), the change is
+    set aside with one warning, and the next message or reply saves the whole conversation anew, under
+    a new id (`snapshot` gives it as it is then), which is said once.
+    """
+
+    def __init__(
+        self, writer: Writer | None, conversation_id: int | None = None, snapshot: Callable[[], Snapshot] | None = None
+    ) -> None:
         self.writer = writer
         self.conversation_id = conversation_id  # set by the writer's thread once the conversation is saved
+        self._snapshot = snapshot
+        self._orphaned = False  # in the writer's thread: the conversation can no longer be written where it was
         self._turn = _Ids()
         self._unsaved: dict[str, list[str]] = {}  # reply text, and reasoning, not yet saved
         self._saved_at = 0.0
 
     def _submit(self, change: Change) -> None:
         if self.writer is not None:
-            self.writer.submit(change)
+            self.writer.submit(change, self._lost)
+
+    def _lost(self, err: Exception) -> str | None:
+        """In the writer's thread: a change of this conversation can never succeed; the warning, once."""
+        if self._orphaned:
+            return None
+        self._orphaned = True
+        gone = f"conversation {self.conversation_id}" if self.conversation_id is not None else "this conversation"
+        return f"not saved: {err}: set aside ({gone} was deleted elsewhere?); it is saved anew with the next change"
+
+    def _save_anew(self, store: Store, snapshot: Snapshot | None) -> bool:
+        """In the writer's thread: once the conversation is lost, save `snapshot` as a new one and say so."""
+        if not self._orphaned or snapshot is None:
+            return False
+        turns, model, system_prompt = snapshot
+        lost, self._orphaned, self._turn = self.conversation_id, False, _Ids()
+        self.conversation_id = _import(store, turns, model, system_prompt) if turns else None
+        if self.writer is not None and self.conversation_id is not None:
+            self.writer.report(
+                f"conversation {lost} was deleted elsewhere: saved anew as conversation {self.conversation_id}"
+            )
+        return True
+
+    def _snapshot_now(self, leave_out_last: bool = False) -> Snapshot | None:
+        if self._snapshot is None:
+            return None
+        turns, model, system_prompt = self._snapshot()
+        return (turns[:-1] if leave_out_last else turns), model, system_prompt
 
     def begin(
         self,
@@ -148,8 +203,10 @@ class Journal:
         reply to come."""
         turn = self._turn = _Ids()
         self._unsaved, self._saved_at = {}, time.monotonic()
+        earlier = self._snapshot_now(leave_out_last=user_text is not None)  # the new message is saved below
 
         def save(store: Store) -> None:
+            self._save_anew(store, earlier)
             start = TurnStart(
                 self.conversation_id,
                 user_text,
@@ -182,8 +239,11 @@ class Journal:
         (with `retry`, only the reply: the message stays, as it does in the conversation)."""
         turn = self._turn
         self._unsaved = {}
+        whole = self._snapshot_now()  # this reply among its turns
 
         def save(store: Store) -> None:
+            if self._save_anew(store, whole):
+                return
             if content is not None:
                 store.finish_reply(_known(turn.reply), content, status, **figures)
             else:
@@ -226,10 +286,15 @@ class Journal:
             return
 
         def save(store: Store) -> None:
-            title = " ".join(turns[0].content.split())[:60]
-            self.conversation_id = store.import_conversation(model, system_prompt, title, turns)
+            self.conversation_id = _import(store, turns, model, system_prompt)
 
         self._submit(save)
+
+
+def _import(store: Store, turns: list[Turn], model: str, system_prompt: str) -> int:
+    """Save the turns as a new conversation, titled after its first message; its id."""
+    title = " ".join(turns[0].content.split())[:60]
+    return store.import_conversation(model, system_prompt, title, turns)
 
 
 def _known(identifier: int | None) -> int:

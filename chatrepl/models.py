@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatrepl.config import tomllib
+from chatrepl.options import tomllib
 
 BUNDLED = Path(__file__).parent / "data" / "models.toml"  # the catalogue that comes with chatrepl
 _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")

@@ -26,10 +26,11 @@ from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Terminal
 
 if TYPE_CHECKING:
+    from prompt_toolkit.output import Output as PromptOutput
     from rich.console import Console
     from rich.text import Text
 
-    from chatrepl.client import Request, Usage
+    from chatrepl.events import Request, Usage
     from chatrepl.render import Renderer
     from chatrepl.turn import TurnOutcome
 
@@ -44,6 +45,12 @@ _FINISH_NOTES = {
 def report(kind: str, message: str) -> None:
     """One line on standard error before the conversation starts: `chatrepl: error: ...`."""
     print(f"chatrepl: {kind}: {sanitize(message)}", file=sys.stderr)
+
+
+def report_traceback() -> None:
+    """The traceback of the exception being handled, on standard error, made safe like everything shown
+    (escapes and secrets)."""
+    sys.stderr.write(sanitize(traceback.format_exc()))
 
 
 def confirm(question: str) -> bool:
@@ -62,20 +69,44 @@ def emit(text: str) -> None:
     print(sanitize(text))
 
 
-def status_line(usage: Usage, cost: float | None, session_cost: float | None, context_used: float | None) -> str:
-    """One turn's figures: `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`,
-    with the cached and reasoning tokens among them where the server counts those."""
+def status_fields(
+    usage: Usage, cost: float | None, session_cost: float | None, context_used: float | None
+) -> list[tuple[str, int]]:
+    """One turn's figures, `412 in · 1,208 out · $0.0009 · session $0.0112 · context 6%`, with the
+    cached and reasoning tokens among them where the server counts those; each with its rank, how
+    soon it is left out on a narrow screen (the higher, the sooner)."""
     about = "~" if usage.estimated else ""
     cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
     reasoning = f" ({usage.reasoning_tokens:,} reasoning)" if usage.reasoning_tokens else ""
-    parts = [f"{about}{usage.prompt_tokens:,} in{cached}", f"{about}{usage.completion_tokens:,} out{reasoning}"]
+    fields = [
+        (f"{about}{usage.prompt_tokens:,} in{cached}", 0),
+        (f"{about}{usage.completion_tokens:,} out{reasoning}", 1),
+    ]
     if cost is not None:
-        parts.append(money_text(cost))
+        fields.append((money_text(cost), 2))
         if session_cost is not None:
-            parts.append(f"session {money_text(session_cost)}")
+            fields.append((f"session {money_text(session_cost)}", 4))
     if context_used is not None:
-        parts.append(f"context {context_used:.0%}")
-    return " · ".join(parts)
+        fields.append((f"context {context_used:.0%}", 3))
+    return fields
+
+
+def fit_fields(fields: list[tuple[str, int]], width: int, most_lines: int = 2) -> list[str]:
+    """The fields joined by ` · ` in lines of at most `width` columns, broken only between two fields;
+    while that takes more than `most_lines` lines, the field of the highest rank is left out."""
+    from rich.cells import cell_len
+
+    while True:
+        lines: list[str] = []
+        for text, _ in fields:
+            if lines and cell_len(f"{lines[-1]} · {text}") <= width:
+                lines[-1] = f"{lines[-1]} · {text}"
+            else:
+                lines.append(text)
+        if len(lines) <= most_lines or len(fields) == 1:
+            return lines
+        least_useful = max(fields, key=lambda field: field[1])
+        fields = [field for field in fields if field is not least_useful]
 
 
 def _styled(*spans: tuple[str, str]) -> Text:
@@ -154,6 +185,14 @@ class Output:
 
     def note(self, message: str) -> None:
         self._line((sanitize(message), "dim"))
+
+    def banner(self, text: str, prompt_output: PromptOutput) -> None:
+        """The line above the first prompt, dim, drawn by prompt_toolkit on the prompt's own output (rich
+        is not loaded before the prompt is up)."""
+        from prompt_toolkit import print_formatted_text
+        from prompt_toolkit.formatted_text import FormattedText
+
+        print_formatted_text(FormattedText([("" if self.plain else "dim", sanitize(text))]), output=prompt_output)
 
     def info(self, message: str) -> None:
         self._line((sanitize(message), ""))
@@ -250,14 +289,15 @@ class Output:
     ) -> None:
         """The turn's tokens, cost and share of the context window, when there are figures; first the
         model, when a provider's answered."""
-        if outcome.usage is not None:
-            line = status_line(outcome.usage, outcome.cost, session_cost, context_used)
-            if provider_model:
-                line = f"{provider_model} · {line}"
-            if outcome.thinking_seconds is not None:
-                line += f" · thought {outcome.thinking_seconds:.1f} s"
-            if outcome.answer_seconds is not None:
-                line += f" · answer after {outcome.answer_seconds:.1f} s"
+        if outcome.usage is None:
+            return
+        fields = [(provider_model, 5)] if provider_model else []
+        fields += status_fields(outcome.usage, outcome.cost, session_cost, context_used)
+        if outcome.thinking_seconds is not None:
+            fields.append((f"thought {outcome.thinking_seconds:.1f} s", 6))
+        if outcome.answer_seconds is not None:
+            fields.append((f"answer after {outcome.answer_seconds:.1f} s", 7))
+        for line in fit_fields(fields, self._console.width):
             self.note(line)
 
     def countdown(self, message: str, seconds: float) -> None:
@@ -346,8 +386,11 @@ class _Thinking:
         tokens = estimate_text_tokens("".join(self.parts))
         if self.mode == "show":
             self.console.print()
-        hint = " · /think to show" if self.mode != "show" else ""
-        self.console.print(_styled((f"thought for {seconds:.1f} s · ~{tokens:,} tokens{hint}", "dim")))
+        fields = [(f"thought for {seconds:.1f} s", 0), (f"~{tokens:,} tokens", 1)]
+        if self.mode != "show":
+            fields.append(("/think to show", 2))
+        for line in fit_fields(fields, self.console.width):
+            self.console.print(_styled((line, "dim")))
 
 
 class ReplySink:

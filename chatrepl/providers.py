@@ -119,9 +119,12 @@ class Connections:
     @functools.cached_property
     def default(self) -> ChatClient:
         """The settings' server's client; the client module is not imported before the prompt is up."""
-        from chatrepl.client import ChatClient
+        from chatrepl.client import ChatClient, account_headers
 
-        return ChatClient.from_settings(self.settings)
+        settings = self.settings
+        return ChatClient(
+            settings.api_key, settings.base_url, settings.timeout, settings.connect_timeout, account_headers()
+        )
 
     def split(self, model: str) -> tuple[Provider | None, str]:
         return split_model(model, self.providers)

@@ -9,16 +9,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter, ThreadedCompleter
-from prompt_toolkit.document import Document
+from prompt_toolkit.completion import ThreadedCompleter
 from prompt_toolkit.filters import Condition
-from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import SimpleLexer
@@ -27,8 +25,7 @@ from prompt_toolkit.styles import Style
 
 from chatrepl import __version__
 from chatrepl.attachments import Pending
-from chatrepl.config import OPTION_BY_KEY, SAMPLING_KEYS
-from chatrepl.images import media_type
+from chatrepl.completer import ArgumentCompleter
 from chatrepl.models import money_text
 from chatrepl.options import app_dir, open_private
 from chatrepl.output import PROMPT, Output
@@ -52,74 +49,6 @@ if TYPE_CHECKING:
 
 MODELS_TIMEOUT = 2.0  # seconds a provider has to list its models for Tab
 PROMPT_STYLE = Style.from_dict({"marker": "ansicyan bold", "message": "bold"})  # as Output.user_line shows it
-
-
-class _ArgumentCompleter(Completer):
-    """Tab completion of commands and their arguments, each with a one-line description."""
-
-    def __init__(self, repl: Repl) -> None:
-        self.repl = repl
-        self.paths = {
-            "/file": PathCompleter(expanduser=True),
-            "/image": PathCompleter(expanduser=True, file_filter=_is_image_or_folder),
-        }
-
-    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
-        text = document.text_before_cursor
-        if not text.startswith("/"):
-            return
-        word, space, argument = text.partition(" ")
-        if word in self.paths and space:
-            last = argument.rsplit(" ", 1)[-1]  # the path being written
-            for found in self.paths[word].get_completions(Document(last), complete_event):
-                # File names are outside text too: prompt_toolkit shows C0 and C1 controls, not bidi overrides.
-                shown = sanitize(found.display_text)
-                yield Completion(found.text, found.start_position, display=shown, display_meta=found.display_meta)
-            return
-        session = self.repl.session
-        candidates: dict[str, str]  # completion -> description
-        if not space:
-            from chatrepl import commands
-
-            candidates = {f"/{command.name}": command.help for command in commands.COMMANDS}
-            argument = word
-        elif word == "/model":
-            candidates = self._models(argument)
-        elif word == "/role":
-            from chatrepl.commands import role_choices
-
-            candidates = role_choices(session)
-        elif word == "/set":
-            candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
-        elif word == "/resume" and session.store is not None:
-            candidates = {str(row.id): row.title for row in session.store.conversations()}
-        else:
-            return
-        for candidate, description in candidates.items():
-            if candidate.startswith(argument):
-                yield Completion(candidate, start_position=-len(argument), display_meta=sanitize(description))
-
-    def _models(self, argument: str) -> dict[str, str]:
-        """After `PROVIDER:`, that provider's models; else the models known here and the providers' prefixes."""
-        connections = self.repl.session.connections
-        prefix, colon, _ = argument.partition(":")
-        if colon and prefix in connections.providers:
-            return {f"{prefix}:{name}": "" for name in self.repl.provider_models(connections.providers[prefix])}
-        catalogue = self.repl.session.catalogue
-        names = {*catalogue.names(), *self.repl.server_models}
-        candidates = {name: " · ".join(catalogue.lookup(name).facts()[:2]) for name in sorted(names)}
-        return candidates | {f"{name}:": provider.base_url for name, provider in connections.providers.items()}
-
-
-def _is_image_or_folder(name: str) -> bool:
-    """Whether a completion after /image offers `name`: a folder, or a file that starts as an image does."""
-    if os.path.isdir(name):
-        return True
-    try:
-        with open(name, "rb") as file:
-            return media_type(file.read(12)) is not None
-    except OSError:
-        return False
 
 
 def _input_keys(repl: Repl) -> KeyBindings:
@@ -193,7 +122,7 @@ class Repl:
             auto_suggest=AutoSuggestFromHistory(),
             enable_open_in_editor=True,
             enable_suspend=True,
-            completer=ThreadedCompleter(_ArgumentCompleter(self)),  # asking a provider never holds up typing
+            completer=ThreadedCompleter(ArgumentCompleter(self)),  # asking a provider never holds up typing
             complete_while_typing=False,
             bottom_toolbar=self.toolbar_text if toolbar else None,
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
@@ -324,29 +253,30 @@ class Repl:
     def run(self, resume: int | None = None) -> int:
         """Read and answer until the user leaves; `resume` first brings back that saved conversation."""
         session = self.session
-        print_formatted_text(
-            FormattedText([("" if self.output.plain else "dim", self.banner())]), output=self.prompt.output
-        )
+        self.output.banner(self.banner(), self.prompt.output)
         # Once the prompt is drawn, not before: the imports would otherwise hold it up.
         self.prompt.app.after_render += self._start_warm_up
         if resume is not None:
-            from chatrepl.commands import resume as bring_back
+            from chatrepl.commands.sessions import resume as bring_back
 
             self._busy(lambda: bring_back(self.context, resume))
-        while True:
-            for report in session.reports():
-                self.output.warning(report)
-            try:
-                line = self._read_line()
-            except KeyboardInterrupt:
+        with self.terminal.between_lines():
+            while True:
+                if self.terminal.exit_code is not None:  # asked to leave as the last line ended
+                    raise SystemExit(self.terminal.exit_code)
+                for report in session.reports():
+                    self.output.warning(report)
+                try:
+                    line = self._read_line()
+                except KeyboardInterrupt:
+                    self.pending = ""
+                    continue
+                except EOFError:
+                    return 0
+                line = line.encode("utf-8", "replace").decode("utf-8")
                 self.pending = ""
-                continue
-            except EOFError:
-                return 0
-            line = line.encode("utf-8", "replace").decode("utf-8")
-            self.pending = ""
-            if line.strip() and self._busy(functools.partial(self._handle, line)):
-                return 0
+                if line.strip() and self._busy(functools.partial(self._handle, line)):
+                    return 0
 
     def _busy(self, action: Any) -> Any:
         """Run `action` outside the prompt: a Ctrl-C stops it and brings the prompt back."""

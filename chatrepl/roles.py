@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatrepl import config
-from chatrepl.options import app_dir
+from chatrepl import options
 
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
 
 # What a role may set besides its system prompt: the model, the request parameters, examples.
-ROLE_KEYS = ("model", *config.SAMPLING_KEYS, "json", "mode", "examples")
+ROLE_KEYS = ("model", *options.SAMPLING_KEYS, "json", "mode", "examples")
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,14 @@ def check_entry(name: str, entry: Any, where: str) -> Role:
         if key not in ROLE_KEYS:
             raise ValueError(f"{place}.{key}: a role sets {', '.join(('system', *ROLE_KEYS))}; not {key!r}")
         try:
-            settings[key] = config.OPTION_BY_KEY[key].parse(value)
+            settings[key] = options.OPTION_BY_KEY[key].parse(value)
         except ValueError as err:
             raise ValueError(f"{place}.{key}: {err}") from None
     return Role(name, system.strip(), settings, where)
 
 
 def roles_dir(environ: Mapping[str, str]) -> Path:
-    return app_dir(environ, "XDG_CONFIG_HOME") / "roles"
+    return options.app_dir(environ, "XDG_CONFIG_HOME") / "roles"
 
 
 def from_file(path: Path) -> Role:
@@ -66,8 +65,8 @@ def from_file(path: Path) -> Role:
         if not separator:
             raise ValueError(f"{path}: the front matter opened with +++ is never closed")
         try:
-            front = config.tomllib.loads(matter)
-        except config.tomllib.TOMLDecodeError as err:
+            front = options.tomllib.loads(matter)
+        except options.tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: bad front matter: {err}") from None
     return check_entry(path.stem, {**front, "system": text}, str(path))
 

@@ -14,8 +14,9 @@ from chatrepl.parameters import PARAMETER_KEYS, Parameters, uses_completions
 from chatrepl.providers import MissingKey
 
 if TYPE_CHECKING:
-    from chatrepl.client import ChatClient, Request, Usage
+    from chatrepl.client import ChatClient
     from chatrepl.config import Settings
+    from chatrepl.events import Request, Usage
     from chatrepl.images import Image
     from chatrepl.models import Catalogue, ModelInfo
     from chatrepl.providers import Connections
@@ -120,7 +121,7 @@ class ChatSession:
         self.roles = dict(roles or {})  # [roles.NAME] from the config file
         self.role_by_flag: tuple[Role, list[Turn] | None] | None = None  # --role: it stays on a resumed one
         self.conversation = Conversation(system_prompt, examples=self.examples)
-        self.journal = Journal(self.writer)
+        self.journal = self._journal()
         self.tally = Tally()
         self.context_used: float | None = None  # share of the model's window the last turn took
 
@@ -145,6 +146,11 @@ class ChatSession:
             roles=settings.roles,
         )
 
+    def _journal(self, conversation_id: int | None = None) -> Journal:
+        """A journal for the current conversation, which it can save anew if its saved copy is lost."""
+        conversation = self.conversation
+        return Journal(self.writer, conversation_id, lambda: (list(conversation.turns), self.model, self.system_prompt))
+
     @property
     def client(self) -> ChatClient:
         """The client for the current model's server."""
@@ -160,7 +166,7 @@ class ChatSession:
     def new(self) -> None:
         """A fresh conversation with the same system prompt, saved as a new one once it has a message."""
         self.conversation = Conversation(self.system_prompt, examples=self.examples)
-        self.journal = Journal(self.writer)
+        self.journal = self._journal()
         self.tally = Tally()
         self.context_used = None
 
@@ -187,7 +193,7 @@ class ChatSession:
             for message in messages
         ]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
-        self.journal = Journal(self.writer, row.id)
+        self.journal = self._journal(row.id)
         if self.role_by_flag is not None:
             self.use_role(*self.role_by_flag)
         return row
@@ -267,13 +273,15 @@ class ChatSession:
         self.journal.forget(message=True)
         return True
 
-    def image_refusal(self) -> str | None:
-        """Why images cannot go with a message now (the model or the mode); None when they can."""
+    def image_refusal(self, command_line: bool = False) -> str | None:
+        """Why images cannot go with a message now (the model or the mode), naming the way out in the
+        REPL's form or, answering once, the command line's; None when they can."""
         if uses_completions(self.params, self.rules):
-            return "completion mode sends no images: /mode chat first"
+            way_out = "without --completion, in chat mode (mode = chat)" if command_line else "/mode chat first"
+            return f"completion mode sends no images: {way_out}"
         if self.rules.vision is False:
             seeing = self.catalogue.cheapest_seeing()
-            other = f"; /model {seeing} can" if seeing else ""
+            other = f"; {'-m' if command_line else '/model'} {seeing} can" if seeing else ""
             return f"{self.model} cannot see images (the model catalogue says so){other}"
         return None
 

@@ -45,6 +45,7 @@ class Terminal:
         self._end_prompt: Callable[[int], None] | None = None
         self._echo_settings: tuple[list[Any], list[Any]] | None = None  # (with echo, without) while silenced
         self._wake: Callable[[], None] = lambda: None  # called by a handler: whoever waits, look now
+        self._waiting = False  # something waits that acts on the requests (a reply streaming)
 
     def install(self) -> None:
         """Take SIGTERM and SIGHUP for good; Ctrl-C and Ctrl-Z are taken while `busy`."""
@@ -53,10 +54,11 @@ class Terminal:
 
     def _on_leave(self, number: int, frame: object) -> None:
         self.exit_code = 128 + number
-        self._wake()
         if self._end_prompt is not None:
             self._end_prompt(self.exit_code)
-        elif not self._busy:  # starting up: nothing to save, nothing drawn
+        elif self._waiting:  # a reply streams: it is saved, then chatrepl leaves at the next checkpoint
+            self._wake()
+        else:  # starting up, or a command (an editor, say): leave now, the usual way
             raise SystemExit(self.exit_code)
 
     def _on_interrupt(self, number: int, frame: object) -> None:
@@ -70,11 +72,11 @@ class Terminal:
     @contextlib.contextmanager
     def waking(self, wake: Callable[[], None]) -> Iterator[None]:
         """While something waits: a request calls `wake` (from the signal handler: it must be reentrant)."""
-        self._wake = wake
+        self._wake, self._waiting = wake, True
         try:
             yield
         finally:
-            self._wake = lambda: None
+            self._wake, self._waiting = (lambda: None), False
 
     @contextlib.contextmanager
     def prompting(self, end_prompt: Callable[[int], None]) -> Iterator[None]:
@@ -84,6 +86,13 @@ class Terminal:
             yield
         finally:
             self._end_prompt = None
+
+    @contextlib.contextmanager
+    def between_lines(self) -> Iterator[None]:
+        """While the REPL runs: a Ctrl-C between the prompt and what the line starts is only noted (and
+        forgotten as the line starts); it never ends chatrepl, which only Ctrl-D and quit do."""
+        with _handling(self._on_interrupt, None):
+            yield
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[Terminal]:
@@ -157,17 +166,18 @@ class Terminal:
 
 @contextlib.contextmanager
 def _handling(on_interrupt: Any, on_suspend: Any) -> Iterator[None]:
-    """SIGINT and SIGTSTP handled so for a while (only the main thread can set handlers)."""
+    """SIGINT and SIGTSTP (unless None) handled so for a while (only the main thread can set handlers)."""
     if not _main_thread():
         yield
         return
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    previous_stop = signal.signal(_SIGTSTP, on_suspend) if _SIGTSTP is not None else None
+    stop = _SIGTSTP is not None and on_suspend is not None
+    previous_stop = signal.signal(_SIGTSTP, on_suspend) if stop else None
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if _SIGTSTP is not None:
+        if stop:
             signal.signal(_SIGTSTP, previous_stop)
 
 

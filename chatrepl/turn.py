@@ -14,18 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatrepl.client import (
-    DONE,
-    ChatClient,
-    ChatError,
-    Finished,
-    OtherChoice,
-    ReasoningDelta,
-    RefusalDelta,
-    Request,
-    TextDelta,
-    Usage,
-)
+from chatrepl.client import DONE, ChatClient, ChatError
 from chatrepl.conversation import (
     COMPLETE,
     COMPLETION_USER,
@@ -36,6 +25,7 @@ from chatrepl.conversation import (
     estimate_tokens,
     message_text,
 )
+from chatrepl.events import Finished, OtherChoice, ReasoningDelta, RefusalDelta, Request, TextDelta, Usage
 from chatrepl.parameters import Parameters, sends_images, uses_completions
 from chatrepl.terminal import POLL, Interrupted, Terminal
 

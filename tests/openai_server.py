@@ -51,7 +51,7 @@ class Script:
 
     text: str = "Hello! How can I help?"
     chunk_size: int = 4
-    first_delay: float = 0.0  # seconds before the first chunk (time to first token)
+    first_delay: float = 0.0  # seconds before the answer begins (time to first token); ended by stop()
     delay: float = 0.0  # seconds between chunks
     status: int = 200
     error_message: str = "something went wrong"
@@ -64,7 +64,7 @@ class Script:
     drop_after: int | None = None  # chunks sent before the connection is cut mid-body
     end_without_done: int | None = None  # chunks sent before a clean end with no [DONE]
     stall_after: int | None = None  # chunks sent before the server goes silent
-    stall_seconds: float = 30.0
+    stall_seconds: float = 30.0  # ended by stop(): a test that waits for a client to give up need not set it
     keepalive: bool = False  # while stalled, send SSE comment lines every 0.1 s
     hold_after: int | None = None  # chunks sent before the server waits for `go_on` to be set
     go_on: threading.Event | None = None
@@ -205,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         script = self.server.next_script(body)
         if script.first_delay:
-            time.sleep(script.first_delay)
+            self.server.closing.wait(script.first_delay)  # a long one ends when the server stops
         if script.status != 200 and script.error_body is not None:
             self._send(script.status, script.error_body.encode(), "text/plain", script.error_headers)
         elif script.status != 200:

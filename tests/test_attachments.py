@@ -23,10 +23,11 @@ from conftest import installed_chatrepl, make_session, run_repl
 from openai_server import FakeOpenAI, Script
 
 from chatrepl.attachments import Pending, TextFile, read_files, split_paths
-from chatrepl.config import Settings, byte_size
+from chatrepl.config import Settings
 from chatrepl.conversation import Conversation, from_json, to_json, to_markdown
 from chatrepl.images import Image, dimensions, image_tokens, media_type
 from chatrepl.models import Catalogue
+from chatrepl.options import byte_size
 from chatrepl.parameters import DEFAULT_PARAMETERS
 from chatrepl.store import Store
 from chatrepl.turn import estimate_prompt
@@ -331,7 +332,14 @@ def test_one_shot_refusals_are_one_line_and_send_nothing(
     (tmp_path / "x.txt").write_text("text")
     cases = [
         (["--image", str(tmp_path / "x.txt"), "q"], "is not a PNG, JPEG, WEBP or GIF image"),
-        (["--image", str(tmp_path / "p.png"), "--model", "gpt-4", "q"], "gpt-4 cannot see images"),
+        (
+            ["--image", str(tmp_path / "p.png"), "--model", "gpt-4", "q"],
+            "gpt-4 cannot see images (the model catalogue says so); -m gpt-5-nano can",
+        ),
+        (
+            ["--image", str(tmp_path / "p.png"), "--completion", "q"],
+            "completion mode sends no images: without --completion, in chat mode (mode = chat)",
+        ),
         (["--file", str(tmp_path / "nothing*.txt"), "q"], "no file matches"),
         (["--file", "-", "--image", "-", "q"], "standard input (-) can be attached once"),
         (["--file", "-"], "give the question too"),

@@ -16,7 +16,7 @@ from conftest import TEST_KEY, installed_chatrepl
 from openai_server import LONG_REPLY, FakeOpenAI, Script
 
 from chatrepl import __version__
-from chatrepl.config import tomllib
+from chatrepl.options import tomllib
 
 
 def chatrepl(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -376,3 +376,22 @@ def test_the_readme_flag_table_and_help_list_the_same_flags(cli_env: dict[str, s
     assert documented == flags, f"only in README: {documented - flags}; only in --help: {flags - documented}"
     help_text = chatrepl(cli_env, "--help").stdout
     assert all(flag in help_text for flag in flags)
+
+
+def test_a_debug_traceback_is_sanitized_and_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatrepl import cli
+    from chatrepl.sanitize import keep_secret
+
+    keep_secret("sk-debug-secret-0123456789", "sk-...6789")
+
+    def broken(argv: object, terminal: object) -> int:
+        raise RuntimeError("\x1b]0;owned\x07 key sk-debug-secret-0123456789")
+
+    monkeypatch.setattr(cli, "run", broken)
+    assert cli.main(["--debug"]) == 1
+    shown = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in shown and "RuntimeError" in shown
+    assert "\x1b" not in shown and "\x07" not in shown and "sk-debug-secret" not in shown and "sk-...6789" in shown
+    assert shown.endswith("chatrepl: error: unexpected RuntimeError: ^[]0;owned^G key sk-...6789\n")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from chatrepl.config import DEFAULT_MODEL, DEFAULT_SYSTEM, ConfigError, load_settings
+from chatrepl.config import ConfigError, load_settings
+from chatrepl.options import DEFAULT_MODEL, DEFAULT_SYSTEM
 
 
 def write(path: Path, text: str) -> Path:
@@ -130,12 +131,12 @@ def test_unknown_config_key_is_a_warning_not_a_reset(tmp_path: Path) -> None:
 def test_every_variable_read_is_classified_and_the_example_env_lists_what_a_dotenv_can_set() -> None:
     import re
 
-    from chatrepl.config import OPTIONS
+    from chatrepl.options import OPTIONS
     from chatrepl.trust import PROCESS, VARIABLES
 
     root = Path(__file__).resolve().parent.parent
     listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
-    source = "".join(path.read_text() for path in (root / "chatrepl").glob("*.py"))
+    source = "".join(path.read_text() for path in (root / "chatrepl").rglob("*.py"))
     read = {option.env for option in OPTIONS} | set(
         re.findall(r"""(?:environ(?:\.get\(|\[)|app_dir\(environ, |\(")["']([A-Z][A-Z_]+_[A-Z]+)["']""", source)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -316,3 +317,45 @@ def test_your_messages_stand_out_in_scrollback(server: FakeOpenAI, cli_env: dict
         assert marker.fg == ("default" if no_color else "cyan")
     # one blank row between a reply's figures and the next question
     assert screen.display[rows[1] - 1].strip() == ""
+
+
+def test_sigterm_while_an_editor_is_open_ends_chatrepl_at_once(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    editor = tmp_path / "slow-editor"
+    editor.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'editor.pid'}\nexec sleep 60\n")
+    editor.chmod(0o755)
+    env = {**cli_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", "VISUAL": str(editor)}
+    child = pexpect.spawn(installed_chatrepl(), env=env, cwd=cli_env["HOME"], encoding="utf-8", timeout=15)
+    try:
+        child.expect_exact(PROMPT)
+        assert "You said" in ask(child, "hello")
+        type_line(child, "/edit")
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "editor.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        editor_pid = int((tmp_path / "editor.pid").read_text())
+        started = time.monotonic()
+        child.kill(signal.SIGTERM)
+        child.expect(pexpect.EOF, timeout=10)
+        child.close()
+        assert child.exitstatus == 143 and time.monotonic() - started < 5
+        with pytest.raises(ProcessLookupError):  # the editor went with it
+            for _ in range(100):
+                os.kill(editor_pid, 0)
+                time.sleep(0.02)
+    finally:
+        child.close(force=True)
+    assert "Traceback" not in (child.before or "")
+
+
+def test_a_ctrl_c_between_lines_is_only_noted() -> None:
+    from chatrepl.terminal import Terminal
+
+    terminal = Terminal()
+    with terminal.between_lines():
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: chatrepl does not end
+        time.sleep(0.05)
+    assert terminal.interrupt_requested
+    with terminal.busy():  # and the line that starts forgets it
+        assert not terminal.interrupt_requested

@@ -108,7 +108,7 @@ def test_alt_enter_inserts_a_newline_and_paste_stays_one_message(server: FakeOpe
         (Script(status=429, retry_after="20", error_message="slow down"), "rate limited (429), retry after 20 s"),
         (Script(status=500, error_message="boom"), "server error (500)"),
         (Script(status=400, error_code="context_length_exceeded", error_message="too long"), "type new"),
-        (Script(first_delay=1.5), "no answer from"),
+        (Script(first_delay=30), "no answer from"),
     ],
 )
 def test_a_failed_request_offers_the_text_again(
@@ -563,3 +563,26 @@ def test_no_outside_text_reaches_the_terminal_as_a_control(
     assert "sk-property" not in output
     assert not STEERING.search(LIVE_AREA_REDRAW.sub("", output)), repr(output)
     assert not STEERING.search(repl.banner()), repr(repl.banner())  # drawn by prompt_toolkit, not this console
+
+
+@pytest.mark.parametrize(
+    ("width", "lines"),
+    [
+        (120, ["10 in · 5 out · $0.0000045 · session $0.0000045 · context 0% · thought 0.0 s · answer after 0.0 s"]),
+        (70, ["10 in · 5 out · $0.0000045 · session $0.0000045 · context 0%", "thought 0.0 s · answer after 0.0 s"]),
+        (30, ["10 in · 5 out · $0.0000045", "context 0%"]),
+        (16, ["10 in · 5 out", "$0.0000045"]),
+    ],
+)
+def test_the_status_line_breaks_between_fields_and_leaves_out_the_least_useful(
+    server: FakeOpenAI, settings: Settings, width: int, lines: list[str]
+) -> None:
+    settings.model = "gpt-4o-mini"
+    server.enqueue(Script(text="Hello there, friend!", reasoning="Hmm.", reasoning_form="reasoning"))
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    _, output, _ = run_repl(settings, "hi\r", console=console)
+    shown = re.sub(r"\d\.\d s", "0.0 s", output)
+    assert "\n".join(["", *lines, ""]) in shown
+    if width >= 30:  # the thinking's line too, where its first field fits at all
+        thought = "thought for 0.0 s · ~1 tokens" + (" · " if width > 50 else "\n") + "/think to show"
+        assert f"\n{thought}\n" in shown

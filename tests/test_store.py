@@ -23,6 +23,7 @@ from rich.console import Console
 
 from chatrepl.config import Settings
 from chatrepl.conversation import INTERRUPTED, Turn
+from chatrepl.session import ChatSession
 from chatrepl.store import APPLICATION_ID, MIGRATIONS, NotChatreplDatabase, Store
 
 
@@ -156,15 +157,20 @@ def test_saving_that_fails_is_retried_and_reported_once_each_way(
         writer = repl.session.writer
         assert writer is not None
 
-        def release() -> None:  # once saving has failed
+        toolbar_while_failing: list[str] = []
+
+        def release() -> None:  # once saving has failed; what it saw is checked in the test's own thread
             deadline = time.monotonic() + 30
             while not writer.failing and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert repl.toolbar_text().endswith("not saving (retrying)")
+            toolbar_while_failing.append(repl.toolbar_text())
             blocker.execute("COMMIT")
 
-        threading.Thread(target=release, daemon=True).start()
+        releaser = threading.Thread(target=release, daemon=True)
+        releaser.start()
         drive(repl)
+        releaser.join(30)
+    assert toolbar_while_failing and toolbar_while_failing[0].endswith("not saving (retrying)")
     output = out.getvalue()
     assert "Still answered." in output and "And saved." in output and "Third." in output
     assert output.count("not saved: database is locked") == 1
@@ -461,3 +467,42 @@ def test_the_key_reaches_no_file_chatrepl_writes(server: FakeOpenAI, settings: S
     assert all(path.stat().st_size for path in written)
     for path in written:
         assert TEST_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_conversation_deleted_elsewhere_is_set_aside_once_and_saved_anew(
+    server: FakeOpenAI, settings: Settings, tmp_path: Path
+) -> None:
+    from conftest import make_session
+
+    from chatrepl.output import Output
+    from chatrepl.terminal import Terminal
+
+    path = tmp_path / "chatrepl.db"
+    session, other = make_session(settings, Store(path)), make_session(settings, Store(path))
+    output = Output(Console(file=io.StringIO(), width=80), Terminal())
+
+    def say(who: ChatSession, text: str) -> None:
+        who.ask(text, output.reply_sink(), output.terminal)
+        assert who.writer is not None and who.writer.flush(10)
+
+    say(session, "one")
+    gone = session.journal.conversation_id
+    Store(path).delete(gone)  # another chatrepl deletes the conversation this one writes
+    say(session, "two")
+    say(other, "meanwhile")  # another conversation's changes wait for nothing
+    say(session, "three")
+    reports = session.reports()
+    assert len([report for report in reports if "set aside" in report]) == 1
+    anew = session.journal.conversation_id
+    assert reports[-1] == f"conversation {gone} was deleted elsewhere: saved anew as conversation {anew}"
+    assert rows(path, f"SELECT role, content FROM messages WHERE conversation_id = {anew} ORDER BY id") == [
+        ("user", "one"),
+        ("assistant", "You said: **one**"),
+        ("user", "two"),
+        ("assistant", "You said: **two**"),
+        ("user", "three"),
+        ("assistant", "You said: **three**"),
+    ]
+    assert rows(path, f"SELECT content FROM messages WHERE conversation_id = {other.journal.conversation_id}")[0] == (
+        "meanwhile",
+    )

@@ -19,8 +19,9 @@ from conftest import TEST_KEY, installed_chatrepl
 from hypothesis import strategies as st
 from openai_server import FakeOpenAI
 
-from chatrepl.client import ChatError, Request
+from chatrepl.client import ChatError
 from chatrepl.config import ConfigError, load_settings
+from chatrepl.events import Request
 from chatrepl.providers import Connections, MissingKey
 from chatrepl.trust import VARIABLES, allow_dotenv
 

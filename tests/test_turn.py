@@ -8,11 +8,12 @@ import time
 import pytest
 from openai_server import FakeOpenAI, Script
 
-from chatrepl.client import ChatClient, Request
 from chatrepl.config import Settings
 from chatrepl.conversation import COMPLETE, INCOMPLETE, INTERRUPTED, Conversation
+from chatrepl.events import Request
 from chatrepl.models import ModelInfo
 from chatrepl.parameters import DEFAULT_PARAMETERS, Parameters
+from chatrepl.providers import Connections
 from chatrepl.terminal import Interrupted, Terminal
 from chatrepl.turn import TurnOutcome, build_request, run_turn
 
@@ -65,7 +66,7 @@ def turn(
     sink: RecordingSink | None = None,
 ) -> TurnOutcome:
     return run_turn(
-        ChatClient.from_settings(settings),
+        Connections(settings).default,
         asked(),
         settings.model,
         params,
@@ -111,7 +112,7 @@ def test_an_idle_stream_is_given_up_even_with_keep_alives(
     server: FakeOpenAI, settings: Settings, keepalive: bool
 ) -> None:
     settings.idle_timeout = 0.6
-    server.enqueue(Script(text="abcdefgh", chunk_size=2, stall_after=3, stall_seconds=5, keepalive=keepalive))
+    server.enqueue(Script(text="abcdefgh", chunk_size=2, stall_after=3, keepalive=keepalive))
     sink = RecordingSink()
     outcome = turn(settings, sink=sink)
     assert outcome.status == INCOMPLETE and outcome.error is not None
@@ -127,7 +128,7 @@ def test_an_idle_stream_is_given_up_even_with_keep_alives(
 def test_a_server_silent_after_the_finish_leaves_the_reply_complete(server: FakeOpenAI, settings: Settings) -> None:
     settings.idle_timeout = 0.5
     finished = '{"choices": [{"index": 0, "delta": {"content": "all"}, "finish_reason": "stop"}]}'
-    server.enqueue(Script(raw_events=[finished, finished], stall_after=1, stall_seconds=5))
+    server.enqueue(Script(raw_events=[finished, finished], stall_after=1))
     outcome = turn(settings)
     assert (outcome.status, outcome.text, outcome.error) == (COMPLETE, "all", None)
 
@@ -158,7 +159,7 @@ def test_a_signal_is_a_request_the_turn_acts_on_between_events(
 
 
 def test_a_ctrl_c_before_any_text_fails_the_turn(server: FakeOpenAI, settings: Settings) -> None:
-    server.enqueue(Script(first_delay=3))
+    server.enqueue(Script(first_delay=30))
     terminal = Terminal()
     threading.Timer(0.3, lambda: setattr(terminal, "interrupt_requested", True)).start()
     outcome = turn(settings, terminal=terminal)
