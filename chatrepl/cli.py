@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chatrepl.output import Output
     from chatrepl.session import ChatSession
     from chatrepl.store import Store
+    from chatrepl.tools import Toolbox
 
 EXAMPLES = """\
 examples:
@@ -212,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="history database (default: $XDG_DATA_HOME/chatrepl/chatrepl.db)",
     )
     parser.add_argument(
+        "--mcp-config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help='MCP servers from a JSON file {"mcpServers": {...}} (repeatable)',
+    )
+    parser.add_argument(
+        "--allow-tool",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let a tool run without asking: NAME, SERVER.NAME or SERVER.* (repeatable)",
+    )
+    parser.add_argument(
         "--print-config", action="store_true", help="show every setting, its value and where it came from"
     )
     parser.add_argument(
@@ -308,6 +323,11 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
     except config.ConfigError as err:
         report("error", str(err))
         return 2
+    try:
+        _add_tool_flags(settings, args)
+    except ValueError as err:
+        report("error", str(err))
+        return 2
     config.keep_secrets(settings)
     for warning in settings.warnings:
         report("warning", warning)
@@ -340,6 +360,35 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
             )
             return 2
     return _converse(args, settings, bool(settings.local) or automatic, automatic, terminal)
+
+
+def _add_tool_flags(settings: config.Settings, args: argparse.Namespace) -> None:
+    """--mcp-config FILE and --allow-tool PATTERN on top of the config file's servers and rules."""
+    from pathlib import Path
+
+    from chatrepl import mcp, tools
+
+    for name in args.mcp_config:
+        settings.mcp_servers += mcp.read_json_config(Path(name).expanduser(), os.environ)
+    if args.allow_tool:
+        settings.tool_rules = (settings.tool_rules or tools.Rules()).with_allowed(tuple(args.allow_tool))
+
+
+def _toolbox(settings: config.Settings, notices: Output, can_ask: bool) -> Toolbox | None:
+    """The tools of the configured MCP servers (None without any, or without the mcp extra)."""
+    if not settings.mcp_servers:
+        return None
+    import importlib.util
+
+    from chatrepl import mcp, tools
+    from chatrepl.output import ToolLines
+
+    if importlib.util.find_spec("mcp") is None:
+        report("warning", f"MCP servers are configured, but the mcp extra is not installed: {mcp.INSTALL}")
+        return None
+    servers = mcp.Servers(settings.mcp_servers, mcp.log_path(os.environ))
+    gate = tools.Gate(settings.tool_rules or tools.Rules())
+    return tools.Toolbox(servers, gate, ToolLines(notices, can_ask), settings.tool_output_limit)
 
 
 def _allow_env() -> bool:
@@ -500,16 +549,22 @@ def _hold(
     notices = Output(
         terminal=terminal, plain=plain, debug=args.debug, stderr=bool(question), thinking=settings.thinking
     )
+    # A tool call is asked about on the terminal the user types on, if there is one.
+    toolbox = _toolbox(settings, notices, can_ask=sys.stdin.isatty() and (sys.stderr.isatty() or sys.stdout.isatty()))
     if question:
         from chatrepl.session import ChatSession
 
         session = ChatSession.from_settings(settings, catalogue, store, examples)
+        session.toolbox = toolbox
+        if toolbox is not None:  # answering once: the servers start now, beside the request's preparation
+            toolbox.servers.start()
         if not _start_role(session, settings.role):
             return 2
         return _closing(session, notices, lambda: _once(session, notices, question, wanted, plain, attached))
     from chatrepl.repl import Repl
 
     repl = Repl.for_settings(settings, catalogue, store, examples, notices, attachments=attached)
+    repl.session.toolbox = toolbox  # its servers start once the prompt is up
     if not _start_role(repl.session, settings.role):
         return 2
     return _closing(repl.session, notices, lambda: repl.run(resume=wanted))
@@ -581,6 +636,8 @@ def _closing(session: ChatSession, notices: Output, converse: Callable[[], int])
     finally:
         terminal = notices.terminal
         with terminal.busy():  # a Ctrl-C stops the wait, and what it leaves unsaved is said
+            if session.toolbox is not None:
+                session.toolbox.servers.close()
             problems = session.close(give_up=lambda: terminal.interrupt_requested)
         terminal.interrupt_requested = False
         for problem in problems:

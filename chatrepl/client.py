@@ -27,6 +27,8 @@ from chatrepl.events import (
     RefusalDelta,
     Request,
     TextDelta,
+    ToolCall,
+    ToolCalls,
     Usage,
 )
 from chatrepl.options import OPENAI_URL, mask_key
@@ -170,9 +172,59 @@ def sse_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
                 kind = value
 
 
-def _chunk_events(chunk: Any) -> Iterator[Event]:
+class ToolCallAssembler:
+    """Puts together the tool calls of a streamed reply from their fragments, in each dialect servers
+    speak: the standard one (`index`, then `id`, `name` and pieces of the arguments); no `index` at all;
+    `index` always 0 (a new `id` starts a new call); `id` and `name` repeated on every fragment; each
+    call whole in one fragment; several calls in one delta."""
+
+    def __init__(self) -> None:
+        self._calls: list[dict[str, str]] = []
+        self._at_index: dict[int, dict[str, str]] = {}
+
+    def feed(self, fragments: list[Any]) -> None:
+        for fragment in fragments:
+            if not isinstance(fragment, dict):
+                continue
+            function = _field(fragment, "function", dict) or {}
+            name, arguments = _field(function, "name", str) or "", _field(function, "arguments", str) or ""
+            call = self._call_for(_field(fragment, "index", int), _field(fragment, "id", str) or "", name)
+            if name and not call["name"]:
+                call["name"] = name
+            call["arguments"] += arguments
+
+    def _call_for(self, index: int | None, call_id: str, name: str) -> dict[str, str]:
+        """The call a fragment continues, or a new one."""
+        known = next((call for call in self._calls if call_id and call["id"] == call_id), None)
+        if known is not None:
+            return known
+        current = self._at_index.get(index) if index is not None else (self._calls[-1] if self._calls else None)
+        continues = current is not None and (not call_id or not current["id"])
+        if continues and not call_id and name and current["name"] and index is None:
+            continues = False  # no index, no id: a fragment with a name starts the next call
+        if current is not None and continues:
+            current["id"] = current["id"] or call_id
+            return current
+        call = {"id": call_id, "name": "", "arguments": ""}
+        self._calls.append(call)
+        if index is not None:
+            self._at_index[index] = call
+        return call
+
+    def take(self) -> tuple[ToolCall, ...]:
+        """The calls so far, whole (an id made up where the server sent none); then none."""
+        calls = tuple(
+            ToolCall(call["id"] or f"call_{number}", call["name"], call["arguments"])
+            for number, call in enumerate(self._calls, 1)
+        )
+        self._calls, self._at_index = [], {}
+        return calls
+
+
+def _chunk_events(chunk: Any, tool_calls: ToolCallAssembler) -> Iterator[Event]:
     """The events in one streamed chunk (chat or legacy completion), as decoded from its JSON; fields
-    chatrepl does not use are never looked at, and fields of the wrong type are ignored."""
+    chatrepl does not use are never looked at, and fields of the wrong type are ignored.  Tool call
+    fragments go to `tool_calls`, whose calls come whole as the reply finishes."""
     usage = _field(chunk, "usage", dict)
     prompt_tokens, completion_tokens = _field(usage, "prompt_tokens", int), _field(usage, "completion_tokens", int)
     if prompt_tokens is not None or completion_tokens is not None:
@@ -194,8 +246,14 @@ def _chunk_events(chunk: Any) -> Iterator[Event]:
         refusal = _field(delta, "refusal", str)
         if refusal:
             yield RefusalDelta(refusal)
+        fragments = _field(delta, "tool_calls", list)
+        if fragments and index == 0:
+            tool_calls.feed(fragments)
         reason = _field(choice, "finish_reason", str)
         if reason and index == 0:
+            calls = tool_calls.take()
+            if calls:
+                yield ToolCalls(calls)
             yield Finished(reason)
 
 
@@ -333,6 +391,7 @@ class ChatClient:
     def _events(self, response: Any) -> Iterator[Event]:
         finished = False
         splitter = ThinkSplitter()
+        tool_calls = ToolCallAssembler()
         try:
             for kind, data in sse_events(response.iter_bytes()):
                 if kind == "error":
@@ -346,7 +405,7 @@ class ChatClient:
                     raise ChatError("incomplete", message) from err
                 if isinstance(chunk, dict) and chunk.get("error") is not None:  # an error event mid-stream
                     raise self._reported(data)
-                for event in _chunk_events(chunk):
+                for event in _chunk_events(chunk, tool_calls):
                     if isinstance(event, TextDelta):
                         yield from splitter.feed(event.text)
                         continue

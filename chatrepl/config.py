@@ -23,8 +23,10 @@ from chatrepl.options import (
 )
 
 if TYPE_CHECKING:
+    from chatrepl.mcp import ServerSpec
     from chatrepl.providers import Provider
     from chatrepl.roles import Role
+    from chatrepl.tools import Rules
 
 
 class ConfigError(Exception):
@@ -67,10 +69,13 @@ class Settings:
     role: str | None = None
     file_limit: int = FILE_LIMIT
     image_limit: int = IMAGE_LIMIT
+    tool_output_limit: int = 20_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # catalogue entries from config.toml
     providers: dict[str, Provider] = field(default_factory=dict)  # [providers.NAME] from config.toml
     provider_keys: dict[str, str] = field(default_factory=dict)  # the providers' key variables that are set
     roles: dict[str, Role] = field(default_factory=dict)  # [roles.NAME] from config.toml
+    mcp_servers: list[ServerSpec] = field(default_factory=list)  # [mcp_servers.NAME], and mcp_config's files
+    tool_rules: Rules | None = None  # [tools] allow, ask, deny
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     warnings: list[str] = field(default_factory=list)
 
@@ -182,6 +187,11 @@ def _layered(
                 settings.providers = {name: check_provider(name, entry, str(path)) for name, entry in raw.items()}
             except ValueError as err:
                 raise ConfigError(str(err)) from None
+        elif key in ("mcp_servers", "mcp_config", "tools"):
+            try:
+                _read_tool_settings(settings, key, raw, path, environ)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         else:
             settings.warnings.append(f"{path}: unknown key {key!r} ignored")
 
@@ -203,6 +213,23 @@ def _layered(
             except ValueError as err:
                 raise ConfigError(f"{variable_source(name)}: {err}") from None
     return settings
+
+
+def _read_tool_settings(settings: Settings, key: str, raw: Any, path: Path, environ: Mapping[str, str]) -> None:
+    """`[mcp_servers.NAME]`, `mcp_config = [FILE.json, …]` (beside the config file when relative) and
+    `[tools]` from a config file; ValueError names what is wrong."""
+    from chatrepl import mcp, tools
+
+    if key == "tools":
+        settings.tool_rules = tools.read_rules(raw, str(path))
+    elif key == "mcp_servers" and isinstance(raw, dict):
+        found = (mcp.read_spec(name, entry, str(path), environ) for name, entry in raw.items())
+        settings.mcp_servers += [spec for spec in found if spec is not None]
+    elif key == "mcp_config" and isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        for name in raw:
+            settings.mcp_servers += mcp.read_json_config(path.parent / Path(name).expanduser(), environ)
+    else:
+        raise ValueError(f"{path}: {key}: expected {'a table' if key == 'mcp_servers' else 'a list of JSON files'}")
 
 
 def keep_secrets(settings: Settings) -> None:

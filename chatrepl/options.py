@@ -266,6 +266,12 @@ OPTIONS = (
     Option("role", "CHATREPL_ROLE", text, "the role to start with ([roles.NAME], or roles/NAME.md)"),
     Option("file_limit", "CHATREPL_FILE_LIMIT", byte_size, "most bytes of text files one message takes"),
     Option("image_limit", "CHATREPL_IMAGE_LIMIT", byte_size, "most bytes of one image"),
+    Option(
+        "tool_output_limit",
+        "CHATREPL_TOOL_OUTPUT_LIMIT",
+        max_tokens,
+        "most characters of a tool's output the model gets",
+    ),
 )
 # What /set may change during a session: the sampling parameters.
 SAMPLING_KEYS = (

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import json
 import math
 import re
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn, estimate_text_tokens
 from chatrepl.models import money_text
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from chatrepl.events import Request, Usage
     from chatrepl.render import Renderer
+    from chatrepl.tools import Tool
     from chatrepl.turn import TurnOutcome
 
 PROMPT = "> "
@@ -446,3 +448,51 @@ class ReplySink:
         self.pause()
         self._thought = None  # the next try thinks anew
         self.output.countdown(message, seconds)
+
+
+class ToolLines:
+    """Tool calls as the user sees them, on the output's console (standard error when answering once):
+    a dim line as each starts, one with its outcome as it ends, and the one-key question before a call
+    that needs the user's say (`can_ask`: there is a terminal to ask on)."""
+
+    KEYS = "y once · s this session · a always · n no"
+
+    def __init__(self, output: Output, can_ask: bool) -> None:
+        self.output = output
+        self.can_ask = can_ask
+
+    def started(self, tool: Tool, arguments: dict[str, Any]) -> None:
+        from chatrepl.tools import short_arguments
+
+        self.output.note(f"⚙ {tool.qualified}({short_arguments(arguments)})")
+
+    def finished(self, tool: Tool, text: str, error: bool, seconds: float) -> None:
+        if error:
+            self.output.note(f"  → {tool.qualified} failed: {' '.join(text.split())[:200]}")
+        else:
+            lines = len(text.splitlines())
+            self.output.note(f"  → {lines} line{'' if lines == 1 else 's'}, {seconds:.1f} s")
+
+    def warn(self, message: str) -> None:
+        self.output.warning(message)
+
+    def ask(self, tool: Tool, arguments: dict[str, Any]) -> str | None:
+        """y, s, a or n for a call; None when there is no terminal to ask on."""
+        if not self.can_ask:
+            return None
+        shown = json.dumps(arguments, indent=2, ensure_ascii=False)
+        self.output.info(f"{tool.qualified} wants to run with:\n{shown}")
+        return self._key(f"run it? {self.KEYS} ", "ysan")
+
+    def keep_going(self, rounds: int) -> bool:
+        """Whether to go on after `rounds` rounds of tool calls in one turn; no without a terminal."""
+        return (
+            self.can_ask and self._key(f"the model has called tools {rounds} times in a row: go on? y/n ", "yn") == "y"
+        )
+
+    def _key(self, question: str, keys: str) -> str:
+        self.output._console.print(_styled((sanitize(question), "bold")), end="")
+        self.output._console.file.flush()
+        key = self.output.terminal.read_key(keys)
+        self.output._console.print(key)
+        return key

@@ -208,7 +208,9 @@ class Repl:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
-        """Pay for the slow imports while the user is still typing."""
+        """Start the MCP servers, and pay for the slow imports while the user is still typing."""
+        if self.session.toolbox is not None:
+            self.session.toolbox.servers.start()
         try:
             self.session.client.warm_up()
             # the command table for the first line, the turn engine for the first message

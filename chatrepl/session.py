@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from chatrepl.roles import Role
     from chatrepl.store import ConversationRow, Store
     from chatrepl.terminal import Terminal
+    from chatrepl.tools import Toolbox
     from chatrepl.turn import Sink, TurnOutcome
 
 CLOSE_PATIENCE = 15.0  # seconds to wait at the end for what is still being saved
@@ -124,6 +125,7 @@ class ChatSession:
         self.journal = self._journal()
         self.tally = Tally()
         self.context_used: float | None = None  # share of the model's window the last turn took
+        self.toolbox: Toolbox | None = None  # the MCP servers' tools, when there are any
 
     @classmethod
     def from_settings(
@@ -318,7 +320,16 @@ class ChatSession:
             return TurnOutcome(status=FAILED, error=ChatError("key", str(err), hint))
         saving = _Saving(sink, journal, begin)
         outcome = run_turn(
-            client, self.conversation, sent_model, params, rules, saving, terminal, self.idle_timeout, self.retries
+            client,
+            self.conversation,
+            sent_model,
+            params,
+            rules,
+            saving,
+            terminal,
+            self.idle_timeout,
+            self.retries,
+            self.toolbox,
         )
         content = outcome.content
         if content is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import time
@@ -149,6 +150,27 @@ class Terminal:
                 tick(left)
             time.sleep(min(POLL, left))
         self.checkpoint()
+
+    def read_key(self, keys: str) -> str:
+        """One of `keys` typed on the terminal (other keys are passed over), acting on the requests
+        while it waits: a Ctrl-C raises Interrupted."""
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if termios is not None else None
+        if saved is not None:
+            single = termios.tcgetattr(fd)
+            single[3] &= ~(termios.ICANON | termios.ECHO)
+            single[6][termios.VMIN], single[6][termios.VTIME] = 1, 0
+            _set_input_settings(single)
+        try:
+            while True:
+                self.checkpoint()
+                if select.select([fd], [], [], POLL)[0]:
+                    key = os.read(fd, 1).decode("ascii", "ignore").lower()
+                    if key and key in keys:
+                        return key
+        finally:
+            if saved is not None:
+                _set_input_settings(saved)
 
     @contextlib.contextmanager
     def no_echo(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ Ctrl-Z) through `Terminal.checkpoint`.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -25,18 +26,30 @@ from chatrepl.conversation import (
     estimate_tokens,
     message_text,
 )
-from chatrepl.events import Finished, OtherChoice, ReasoningDelta, RefusalDelta, Request, TextDelta, Usage
+from chatrepl.events import (
+    Finished,
+    OtherChoice,
+    ReasoningDelta,
+    RefusalDelta,
+    Request,
+    TextDelta,
+    ToolCall,
+    ToolCalls,
+    Usage,
+)
 from chatrepl.parameters import Parameters, sends_images, uses_completions
 from chatrepl.terminal import POLL, Interrupted, Terminal
 
 if TYPE_CHECKING:
     from chatrepl.models import ModelInfo
+    from chatrepl.tools import Toolbox
 
 FAILED = "failed"  # nothing came back: the user's message is taken out of the history again
 MAX_WAIT = 60.0  # longest retry-after worth waiting for by ourselves
 MAX_BACKOFF = 8.0  # longest wait between two tries when the server said nothing of it
 SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")  # what reasoning models reject
 JSON_HINT = "Reply with a JSON object."
+CHAIN_LIMIT = 10  # rounds of tool calls in one turn before the user is asked whether to go on
 
 
 def backoff(attempt: int) -> float:
@@ -161,6 +174,7 @@ class _Reply:
     other_choices: dict[int, list[str]] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()  # what the last request's reply asked to run
 
 
 def run_turn(
@@ -173,18 +187,29 @@ def run_turn(
     terminal: Terminal,
     idle_timeout: float = 60.0,
     retries: int = 0,
+    toolbox: Toolbox | None = None,
 ) -> TurnOutcome:
-    """Answer the conversation's last user message; the conversation itself is not changed."""
+    """Answer the conversation's last user message; the conversation itself is not changed.  With a
+    toolbox, the model may call its tools: each round of calls runs through its gate, and the
+    results go back to the model in the next request of the same turn."""
     outcome = TurnOutcome(dropped=fit_context(conversation, params, rules))
     reply = _Reply()
     attempts = 0  # retries after a rate limit or server error
     context_retried = False
+    exchange: list[dict[str, Any]] = []  # this turn's tool calls and results, sent with each request after
+    rounds = 0
     try:
+        # The first request waits for the servers to list their tools (or fail), never longer.
+        offered = (
+            toolbox.registry().definitions() if toolbox is not None and not uses_completions(params, rules) else ()
+        )
         if outcome.dropped:
             sink.note(f"left out the {outcome.dropped} oldest exchange(s) to fit the model's context window")
         while True:
-            outcome.request = build_request(conversation, model, params, rules, outcome.dropped)
+            request = build_request(conversation, model, params, rules, outcome.dropped)
+            outcome.request = dataclasses.replace(request, messages=(*request.messages, *exchange), tools=offered)
             sink.sending(outcome.request)
+            said = len(reply.parts)
             try:
                 _stream(client, outcome.request, sink, terminal, idle_timeout, reply)
             except ChatError as err:
@@ -201,7 +226,18 @@ def run_turn(
                     continue
                 outcome.error = err
                 outcome.status = INCOMPLETE if err.kind == "incomplete" or reply.parts else FAILED
-            break
+                break
+            if not (reply.tool_calls and toolbox is not None):
+                break
+            rounds += 1
+            if rounds > CHAIN_LIMIT and rounds % CHAIN_LIMIT == 1 and not toolbox.screen.keep_going(rounds - 1):
+                break
+            sink.finish()  # what the model said before its calls is final: the calls are shown after it
+            calls, reply.tool_calls = reply.tool_calls, ()
+            records = toolbox.run(calls, terminal)
+            text = "".join(reply.parts[said:])
+            exchange.append({"role": "assistant", "content": text or None, "tool_calls": [c.message() for c in calls]})
+            exchange += [{"role": "tool", "tool_call_id": r.call.id, "content": r.result} for r in records]
     except Interrupted:
         outcome.status, outcome.interrupted = INTERRUPTED, True
     except SystemExit as leaving:
@@ -258,7 +294,9 @@ def _stream(
                 elif isinstance(event, Finished):
                     reply.finish_reason = event.reason
                 elif isinstance(event, Usage):
-                    reply.usage = event
+                    reply.usage = event if reply.usage is None else reply.usage.plus(event)  # each round's
+                elif isinstance(event, ToolCalls):
+                    reply.tool_calls = event.calls
         finally:
             stream.cancel()
 

@@ -78,6 +78,7 @@ class Script:
     other_choices: list[str] | None = None  # legacy completions with n > 1: the texts after the first
     cached_tokens: int = 0  # usage details: prompt tokens the server had cached
     reasoning_tokens: int = 0  # usage details: completion tokens spent reasoning
+    tool_calls: list[tuple[str, str, str]] | None = None  # (id, function name, arguments): asked after the text
     content_type: str = "text/event-stream"
     ascii_json: bool = False  # escape every non-ASCII character in the events (default: raw UTF-8, as most servers)
 
@@ -277,7 +278,16 @@ class _Handler(BaseHTTPRequestHandler):
             pieces = [thought[i : i + size] for i in range(0, len(thought), size)]
             events += [dumps(chunk_event(model, {script.reasoning_form: piece})) for piece in pieces]
         events += [dumps(chunk_event(model, {"content": text[i : i + size]})) for i in range(0, len(text), size)]
-        events.append(dumps(chunk_event(model, {}, script.finish_reason)))
+        for index, (call_id, name, arguments) in enumerate(script.tool_calls or []):
+            call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+            events.append(dumps(chunk_event(model, {"tool_calls": [call]})))
+            pieces = [arguments[i : i + size] for i in range(0, len(arguments), size)]
+            events += [
+                dumps(chunk_event(model, {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+                for piece in pieces
+            ]
+        finish = "tool_calls" if script.tool_calls else script.finish_reason
+        events.append(dumps(chunk_event(model, {}, finish)))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage: dict[str, Any] = {
                 "prompt_tokens": 10,

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import socket
+from pathlib import Path
 
 import hypothesis
 import pytest
@@ -15,7 +16,7 @@ from openai_server import FakeOpenAI, Script
 
 from chatrepl.client import ChatClient, ChatError, ThinkSplitter, sse_events
 from chatrepl.config import Settings
-from chatrepl.events import Finished, ReasoningDelta, RefusalDelta, Request, TextDelta, Usage
+from chatrepl.events import Finished, ReasoningDelta, RefusalDelta, Request, TextDelta, ToolCalls, Usage
 from chatrepl.providers import Connections
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
@@ -384,3 +385,18 @@ def test_a_think_block_is_reasoning_however_it_is_cut(thought: str, answer: str,
 def test_an_answer_without_a_think_block_passes_unchanged(text: str, points: list[int]) -> None:
     hypothesis.assume(not text.lstrip().startswith("<think>"))
     assert split(cut(text, points)) == ("", text)
+
+
+TOOL_CALL_STREAMS = sorted((Path(__file__).parent / "replies" / "tool_calls").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", TOOL_CALL_STREAMS, ids=lambda path: path.stem)
+def test_tool_calls_are_assembled_in_every_dialect(server: FakeOpenAI, settings: Settings, path: Path) -> None:
+    stream = json.loads(path.read_text())
+    server.enqueue(Script(raw_events=[*stream["events"], "[DONE]"]))
+    tools = ({"type": "function", "function": {"name": "test__add", "parameters": {"type": "object"}}},)
+    events, error = collect(client_for(settings), Request("test-model", tuple(MESSAGES), tools=tools))
+    assert error is None
+    (calls,) = [event for event in events if isinstance(event, ToolCalls)]
+    assert [[call.id, call.name, call.arguments] for call in calls.calls] == stream["calls"], stream["dialect"]
+    assert server.requests[0]["tools"] == list(tools)
