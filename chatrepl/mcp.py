@@ -6,7 +6,8 @@ and for calls, which come back as futures.  Servers start in parallel, each with
 STARTUP_LIMIT seconds; one that fails is reported by name and the others work.  A stdio server
 gets a small environment (what the SDK passes on, the locale, and what its entry names, with
 `${VAR}` taken from the user's environment) and its standard error goes to a log file, never to
-the terminal.  It ends when its standard input closes: when chatrepl ends, however it ends.
+the terminal.  It runs under `guard`, which ends it when chatrepl ends, however chatrepl ends
+(SIGKILL too, when nothing else is done).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from chatrepl.options import app_dir, open_private
 from chatrepl.tools import Tool
 
 STARTUP_LIMIT = 20.0  # seconds a server has to start and list its tools
+GUARD_POLL = 0.2  # seconds between the guard's looks at its parent
 INSTALL = "pip install 'chatrepl[mcp]'"
 _PASSED_ON = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")  # beside the SDK's HOME, LOGNAME, PATH, SHELL, TERM, USER
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -221,8 +227,11 @@ class Servers:
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client
 
+        if shutil.which(spec.command) is None:
+            raise FileNotFoundError(f"no such command: {spec.command}")
         env = {name: os.environ[name] for name in _PASSED_ON if name in os.environ} | dict(spec.env)
-        parameters = StdioServerParameters(command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd)
+        guarded = ["-m", "chatrepl.mcp", spec.command, *spec.args]
+        parameters = StdioServerParameters(command=sys.executable, args=guarded, env=env, cwd=spec.cwd)
         return stdio_client(parameters, errlog=self._log)
 
     async def _call(self, tool: Tool, arguments: dict[str, Any]) -> tuple[str, bool]:
@@ -259,3 +268,27 @@ def _log_to(log: IO[str]) -> None:
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def guard(command: list[str]) -> int:
+    """In a stdio server's process group (`python -m chatrepl.mcp COMMAND [ARG…]`): run the server on
+    the same standard input and output, and end it when chatrepl ends.  chatrepl is the parent: once
+    the parent is another, chatrepl is gone, however it went."""
+    parent = os.getppid()
+    server = subprocess.Popen(command)
+    signal.signal(signal.SIGTERM, lambda number, frame: server.terminate())
+    while True:
+        try:
+            return server.wait(timeout=GUARD_POLL)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:
+                server.terminate()
+                try:
+                    return server.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    return server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(guard(sys.argv[1:]))

@@ -107,7 +107,7 @@ class Registry:
         )
 
 
-Ask = Callable[[Tool, dict[str, Any]], str]  # the user's answer: y (once), s (this session), a (always), n
+Ask = Callable[[Tool, dict[str, Any]], str | None]  # y (once), s (this session), a (always), n; None: no terminal
 
 
 class Gate:
@@ -133,9 +133,9 @@ class Gate:
             return None
         if decision == DENY:
             return "not run: a rule of the user's denies this tool"
-        if ask is None:
+        answer = ask(tool, arguments) if ask is not None else None
+        if answer is None:  # no terminal to ask on
             return REFUSED
-        answer = ask(tool, arguments)
         key = (tool.qualified, tool.fingerprint())
         if answer == "s":
             self._session.add(key)
@@ -249,7 +249,7 @@ class Toolbox:
         for name, state in self.servers.states.items():
             if state.startswith("failed") and name not in self._said_failed:
                 self._said_failed.add(name)
-                self.screen.warn(f"the MCP server {name} {state} (its tools are left out; /mcp restart {name})")
+                self.screen.warn(f"the MCP server {name} {state} (its tools are left out)")
         return Registry(tools)
 
     def run(self, calls: tuple[ToolCall, ...], terminal: Terminal) -> list[Record]:

@@ -40,6 +40,7 @@ from chatrepl.commands.sessions import (
     _undo,
     _usage,
 )
+from chatrepl.commands.tools import _mcp, _tool, _tools
 
 BARE_WORDS = {"new", "quit", "exit"}
 _SLASH_COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s+(.*))?", re.DOTALL)
@@ -214,6 +215,24 @@ COMMANDS = (
     Command("history", (), "on|off", "keep the input history in a file, or this session only", _history),
     Command("toolbar", (), "on|off", "show or hide the bottom toolbar", _toolbar),
     Command("usage", (), "", "tokens and cost of this conversation so far", _usage),
+    Command(
+        "tools",
+        (),
+        "",
+        "list the MCP servers' tools, each with its rule (allow, ask or deny)",
+        _tools,
+        details="Rules: [tools] allow, ask and deny in config.toml (NAME, SERVER.NAME or SERVER.*), and\n"
+        "--allow-tool PATTERN; deny beats ask, ask beats allow, and a tool no rule names is asked about.",
+    ),
+    Command(
+        "mcp",
+        (),
+        "[restart NAME]",
+        "list the MCP servers and how each is doing; restart one",
+        _mcp,
+        details="Servers are [mcp_servers.NAME] tables in config.toml, or --mcp-config FILE.json files.",
+    ),
+    Command("tool", (), "[N]", "list this session's tool calls; /tool N: one call's arguments and result", _tool),
     Command(
         "sessions",
         (),
