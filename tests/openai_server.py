@@ -84,8 +84,17 @@ class Script:
 
 
 def script_for_message(text: str) -> Script:
-    """Pick a reply for a hand-typed message: 'long', 'chinese', 'slow', 'think', 'error 429' …"""
+    """Pick a reply for a hand-typed message: 'long', 'chinese', 'slow', 'think', 'error 429', 'tool add 2 3' …"""
     lowered = text.lower()
+    if lowered.startswith("tool "):  # "tool add 2 3", "tool slow 30", "tool echo": calls tests/mcp_server.py's tools
+        name, *numbers = lowered.split()[1:] or ["echo"]
+        arguments = {
+            "add": dict(zip("ab", map(int, numbers), strict=False)),
+            "slow": {"seconds": float(numbers[0] if numbers else 5)},
+        }
+        return Script(
+            text="", tool_calls=[("call_1", f"test__{name}", json.dumps(arguments.get(name, {"text": text})))]
+        )
     status = re.search(r"\berror (\d{3})\b", lowered)
     if status:
         return Script(status=int(status.group(1)), retry_after="7", error_message=f"simulated {status.group(1)}")
@@ -151,6 +160,10 @@ class FakeOpenAI(ThreadingHTTPServer):
         except queue.Empty:
             if self.reply is not None:
                 return Script(text=self.reply)
+            messages = body.get("messages") or [{}]
+            if messages[-1].get("role") == "tool":  # the results of the tools it asked for
+                said = "; ".join(str(message.get("content")) for message in messages if message.get("role") == "tool")
+                return Script(text=f"The tools said: {said}")
             users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
             last = users[-1] if users else ""
             if isinstance(last, list):  # content parts: text and images
