@@ -213,7 +213,8 @@ class Servers:
                 self._set_state(spec.name, "stopped")
             raise
         except Exception as err:  # whatever the server or the transport did: one line, the others go on
-            print(f"{spec.name}: {type(err).__name__}: {err}", file=self._log, flush=True)
+            self._log.write(f"{spec.name}: {type(err).__name__}: {err}\n")  # the log file, not the terminal
+            self._log.flush()
             self._set_state(spec.name, f"failed: {_one_line(err)}")
         finally:
             self._clients.pop(spec.name, None)

@@ -142,6 +142,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.disconnects: list[float] = []  # when a client hung up mid-stream (time.monotonic())
         self.first_token_times: list[tuple[float, float]] = []  # (request read, first text sent), monotonic
         self.stream_ends: list[float] = []  # when each complete stream's last byte was sent
+        self.arrivals: list[float] = []  # when each POST was read (time.monotonic())
         self.model_ids = ["test-model"]  # what GET /models lists
         self.reply: str | None = None  # with nothing queued, answer every request with this text
         self.report_first_tokens = False  # print "first-token RECEIVED SENT" (monotonic) for each stream
@@ -211,6 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
+        self.server.arrivals.append(self.received_at)
         self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
         self.server.authorizations.append(self.headers.get("Authorization", ""))
         self.server.paths_seen.append(self.path)
