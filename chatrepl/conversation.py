@@ -30,6 +30,7 @@ class Turn:
     status: str = COMPLETE
     reasoning: str = ""  # a reply's thinking: shown on request, saved, never sent back
     images: tuple[Image, ...] = ()  # a user message's images, sent after its text
+    tools: tuple[dict[str, Any], ...] = ()  # a reply's tool calls and their results, which came before it
 
     def content_parts(self, images: bool = True) -> str | list[dict[str, Any]]:
         """The message's content: its text, or with images a list of a text part and an image part
@@ -54,8 +55,10 @@ class Conversation:
     def add_user(self, content: str, images: tuple[Image, ...] = ()) -> None:
         self.turns.append(Turn("user", content, images=images))
 
-    def add_assistant(self, content: str, status: str = COMPLETE, reasoning: str = "") -> None:
-        self.turns.append(Turn("assistant", content, status, reasoning))
+    def add_assistant(
+        self, content: str, status: str = COMPLETE, reasoning: str = "", tools: tuple[dict[str, Any], ...] = ()
+    ) -> None:
+        self.turns.append(Turn("assistant", content, status, reasoning, tools=tools))
 
     def drop_unanswered(self) -> None:
         """Remove a trailing user turn whose request failed, so no orphan is left."""
@@ -94,6 +97,7 @@ class Conversation:
         result: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         result += [{"role": turn.role, "content": turn.content} for turn in self.examples]
         for turn in self._sent_turns(skip):
+            result += [api_message(message) for message in turn.tools]
             content = turn.content_parts(images)
             if turn.status in _CUT_NOTES:
                 content = f"{content}\n\n{_CUT_NOTES[turn.status]}"
@@ -105,11 +109,38 @@ class Conversation:
         return [image for turn in self._sent_turns(skip) for image in turn.images]
 
 
+_SENT_KEYS = ("role", "content", "tool_calls", "tool_call_id")  # of a tool exchange's messages: what a request takes
+
+
+def api_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message of a tool exchange as a request sends it (what is recorded beside it, the decision
+    and the time a call took, stays home)."""
+    return {key: value for key, value in message.items() if key in _SENT_KEYS}
+
+
+def _tool_messages(data: object, label: str) -> tuple[dict[str, Any], ...]:
+    """A reply's tool exchange from JSON: assistant messages with tool_calls, and tool messages."""
+    if data is None:
+        return ()
+    valid = isinstance(data, list) and all(
+        isinstance(message, dict)
+        and (
+            (message.get("role") == "assistant" and isinstance(message.get("tool_calls"), list))
+            or (message.get("role") == "tool" and isinstance(message.get("tool_call_id"), str))
+        )
+        for message in data
+    )
+    if not valid:
+        raise ValueError(f"{label}: tools is a list of assistant messages with tool_calls and tool messages")
+    return tuple(data)
+
+
 def to_json(conversation: Conversation) -> str:
     """The conversation as JSON; a message with images has OpenAI's content parts, the images as data URLs."""
     turns = [
         {"role": turn.role, "content": turn.content_parts(), "status": turn.status}
         | ({"reasoning": turn.reasoning} if turn.reasoning else {})
+        | ({"tools": list(turn.tools)} if turn.tools else {})
         for turn in conversation.turns
     ]
     exported = json.dumps({"system": conversation.system_prompt, "messages": turns}, ensure_ascii=False, indent=2)
@@ -143,7 +174,8 @@ def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
         if not isinstance(reasoning, str):
             raise ValueError(f"{label} {number} needs text reasoning")
         status = status if status in _CUT_NOTES else COMPLETE
-        turns.append(Turn(message["role"], content, status, reasoning, images))
+        tools = _tool_messages(message.get("tools"), f"{label} {number}")
+        turns.append(Turn(message["role"], content, status, reasoning, images, tools))
     return turns
 
 
@@ -193,8 +225,23 @@ def to_markdown(conversation: Conversation, image_stem: str = "image") -> tuple[
                 target = f"{image_stem}-{len(files) + 1}{EXTENSIONS[image.media_type]}"
                 files[target] = image.data
             pictures.append(f"\n\n![{PurePath(image.name).name}]({target})")
-        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{thought}{turn.content}{''.join(pictures)}")
+        calls = "".join(f"{line}\n\n" for line in _tool_lines(turn.tools))
+        parts.append(f"**{turn.role.capitalize()}:**{note}\n\n{thought}{calls}{turn.content}{''.join(pictures)}")
     return strip_controls("\n\n---\n\n".join(parts) + "\n"), files
+
+
+def _tool_lines(messages: tuple[dict[str, Any], ...]) -> list[str]:
+    """A reply's tool calls for an export: each call with its arguments, then what it gave."""
+    results = {message.get("tool_call_id"): message for message in messages if message.get("role") == "tool"}
+    lines = []
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            result = results.get(call.get("id"), {})
+            decision = f" ({result['decision']})" if result.get("decision") else ""
+            lines.append(f"> ⚙ `{function.get('name')}({function.get('arguments')})`{decision}")
+            lines.append("> → " + " ".join(str(result.get("content", "")).split())[:200])
+    return lines
 
 
 def estimate_text_tokens(text: str) -> int:

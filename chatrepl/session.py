@@ -3,6 +3,7 @@ parameters, with what a user can do to them.  No terminal I/O: replies go to a s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -191,7 +192,7 @@ class ChatSession:
             if key not in self.fixed:
                 self.params = self.params.replace(key, value)
         turns = [
-            Turn(message.role, message.content, message.status, message.reasoning, message.images)
+            Turn(message.role, message.content, message.status, message.reasoning, message.images, message.tools)
             for message in messages
         ]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
@@ -336,7 +337,7 @@ class ChatSession:
             if user_text is not None:  # a retried message stays, answered or not, for another /retry
                 self.conversation.drop_unanswered()
         else:
-            self.conversation.add_assistant(content, outcome.status, outcome.reasoning)
+            self.conversation.add_assistant(content, outcome.status, outcome.reasoning, outcome.tools)
         if saving.begun:
             usage = outcome.usage
             tokens = {"tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens} if usage else {}
@@ -346,6 +347,7 @@ class ChatSession:
                 outcome.status,
                 retry=retry,
                 reasoning=outcome.reasoning,
+                tools=json.dumps(outcome.tools, ensure_ascii=False),
                 finish_reason=outcome.finish_reason,
                 cost=outcome.cost,
                 **tokens,

@@ -109,6 +109,10 @@ MIGRATIONS = [
     ALTER TABLE conversations ADD COLUMN role TEXT NOT NULL DEFAULT '';
     CREATE INDEX conversations_by_update ON conversations(updated, id);
     """,
+    # A reply's tool calls and their results (with the decision and the time each took), as JSON.
+    """
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
 MATCH_START, MATCH_END = "\x02", "\x03"  # around the words a search matched, in its snippets
@@ -151,6 +155,16 @@ class MessageRow:
     status: str
     reasoning: str = ""
     images: tuple[Image, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
+
+
+def _tool_messages(text: str) -> tuple[dict[str, Any], ...]:
+    """A saved reply's tool exchange (none if what is saved cannot be read)."""
+    try:
+        messages = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(message for message in messages if isinstance(message, dict)) if isinstance(messages, list) else ()
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
@@ -346,6 +360,11 @@ class Store:
             for turn in turns:
                 message_id = self._insert_message(db, conversation_id, turn.role, turn.content, turn.status, model, {})
                 self._insert_images(db, message_id, turn.images)
+                if turn.tools or turn.reasoning:
+                    tools = json.dumps(turn.tools, ensure_ascii=False)
+                    db.execute(
+                        "UPDATE messages SET tools = ?, reasoning = ? WHERE id = ?", (tools, turn.reasoning, message_id)
+                    )
         return conversation_id
 
     def set_conversation(
@@ -382,8 +401,8 @@ class Store:
             db.execute("INSERT INTO reply_pieces (message_id, text, kind) VALUES (?, ?, ?)", (reply_id, text, kind))
 
     def finish_reply(self, reply_id: int, content: str, status: str, **figures: Any) -> None:
-        """The whole reply, its status and its reasoning, tokens_in, tokens_out, cost or finish_reason."""
-        allowed = {"reasoning", "tokens_in", "tokens_out", "cost", "finish_reason"}
+        """The whole reply, its status and its reasoning, tools (JSON), tokens_in, tokens_out, cost or finish_reason."""
+        allowed = {"reasoning", "tools", "tokens_in", "tokens_out", "cost", "finish_reason"}
         if set(figures) - allowed:
             raise ValueError(f"cannot update {sorted(set(figures) - allowed)}")
         assignments = "".join(f", {name} = ?" for name in figures)
@@ -487,7 +506,7 @@ class Store:
             return None
         rows = self._db.execute(
             f"SELECT m.id, m.role, m.content || {_PIECES.format(kind=TEXT)}, m.status,"
-            f" m.reasoning || {_PIECES.format(kind=REASONING)}"
+            f" m.reasoning || {_PIECES.format(kind=REASONING)}, m.tools"
             " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
             (conversation_id,),
         ).fetchall()
@@ -500,7 +519,7 @@ class Store:
         ):
             images.setdefault(message_id, []).append(Image(name, data or b"", url))
         messages = [
-            MessageRow(*row[1:], images=tuple(images.get(row[0], ())))
+            MessageRow(*row[1:5], images=tuple(images.get(row[0], ())), tools=_tool_messages(row[5]))
             for row in rows
             if row[2] or row[4] or row[1] != "assistant" or row[3] == "complete"
         ]

@@ -22,6 +22,7 @@ from chatrepl.conversation import (
     INCOMPLETE,
     INTERRUPTED,
     Conversation,
+    api_message,
     estimate_text_tokens,
     estimate_tokens,
     message_text,
@@ -157,6 +158,7 @@ class TurnOutcome:
     leave: int | None = None  # the exit status SIGTERM or SIGHUP asked for
     dropped: int = 0  # oldest exchanges left out of the request
     other_choices: dict[int, str] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] = ()  # the tool calls and results, each request after them sends them
 
     @property
     def content(self) -> str | None:
@@ -196,7 +198,6 @@ def run_turn(
     reply = _Reply()
     attempts = 0  # retries after a rate limit or server error
     context_retried = False
-    exchange: list[dict[str, Any]] = []  # this turn's tool calls and results, sent with each request after
     rounds = 0
     try:
         # The first request waits for the servers to list their tools (or fail), never longer.
@@ -207,7 +208,8 @@ def run_turn(
             sink.note(f"left out the {outcome.dropped} oldest exchange(s) to fit the model's context window")
         while True:
             request = build_request(conversation, model, params, rules, outcome.dropped)
-            outcome.request = dataclasses.replace(request, messages=(*request.messages, *exchange), tools=offered)
+            sent_exchange = tuple(api_message(message) for message in outcome.tools)
+            outcome.request = dataclasses.replace(request, messages=(*request.messages, *sent_exchange), tools=offered)
             sink.sending(outcome.request)
             said = len(reply.parts)
             try:
@@ -236,8 +238,18 @@ def run_turn(
             calls, reply.tool_calls = reply.tool_calls, ()
             records = toolbox.run(calls, terminal)
             text = "".join(reply.parts[said:])
-            exchange.append({"role": "assistant", "content": text or None, "tool_calls": [c.message() for c in calls]})
-            exchange += [{"role": "tool", "tool_call_id": r.call.id, "content": r.result} for r in records]
+            asked = {"role": "assistant", "content": text or None, "tool_calls": [call.message() for call in calls]}
+            answers = tuple(
+                {
+                    "role": "tool",
+                    "tool_call_id": r.call.id,
+                    "content": r.result,
+                    "decision": r.decision,
+                    "seconds": r.seconds,
+                }
+                for r in records
+            )
+            outcome.tools += (asked, *answers)
     except Interrupted:
         outcome.status, outcome.interrupted = INTERRUPTED, True
     except SystemExit as leaving:

@@ -306,3 +306,29 @@ def test_ctrl_c_cancels_a_slow_tool_and_the_prompt_comes_back_at_once(
         assert server_processes(tmp_path) == []
     finally:
         child.close(force=True)
+
+
+@needs_mcp
+def test_a_turn_with_tool_calls_is_saved_and_resumed_with_a_valid_history(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    server.enqueue(Script(text="", tool_calls=[("c1", "test__add", '{"a": 2, "b": 3}')]), Script(text="It is 5."))
+    first = answer_once(cli_env, "--mcp-config", str(config), "--allow-tool", "test.add", "2+3?")
+    assert first.returncode == 0, first.stderr
+    server.enqueue(Script(text="Still 5."))
+    again = answer_once(cli_env, "-c", "and now?")  # no servers needed to go on
+    assert again.returncode == 0 and again.stdout == "Still 5.\n", again.stderr
+    sent = [(message["role"], message.get("content")) for message in server.requests[2]["messages"]]
+    assert sent[1:] == [
+        ("user", "2+3?"),
+        ("assistant", None),
+        ("tool", "5"),
+        ("assistant", "It is 5."),
+        ("user", "and now?"),
+    ]
+    assert server.requests[2]["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "5"}
+    exported = Path(cli_env["HOME"]) / "out.json"
+    assert answer_once(cli_env, "--export", "1", str(exported)).returncode == 0
+    (reply,) = [turn for turn in json.loads(exported.read_text())["messages"] if turn.get("tools")]
+    assert reply["content"] == "It is 5." and reply["tools"][1]["decision"] == "allowed"
