@@ -15,8 +15,9 @@ from chatrepl import options
 if TYPE_CHECKING:
     from chatrepl.conversation import Turn
 
-# What a role may set besides its system prompt: the model, the request parameters, examples.
-ROLE_KEYS = ("model", *options.SAMPLING_KEYS, "json", "mode", "examples")
+# What a role may set besides its system prompt: the model, the request parameters, examples, and the
+# tools it lets run without asking (patterns, as [tools] allow takes them).
+ROLE_KEYS = ("model", *options.SAMPLING_KEYS, "json", "mode", "examples", "tools")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ def check_entry(name: str, entry: Any, where: str) -> Role:
             continue
         if key not in ROLE_KEYS:
             raise ValueError(f"{place}.{key}: a role sets {', '.join(('system', *ROLE_KEYS))}; not {key!r}")
+        if key == "tools":
+            if not (isinstance(value, list) and all(isinstance(pattern, str) for pattern in value)):
+                raise ValueError(f"{place}.tools: expected a list of patterns (NAME, SERVER.NAME, SERVER.*)")
+            settings[key] = tuple(value)
+            continue
         try:
             settings[key] = options.OPTION_BY_KEY[key].parse(value)
         except ValueError as err:

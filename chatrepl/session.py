@@ -237,6 +237,9 @@ class ChatSession:
         if "examples" in wanted:
             del wanted["examples"]
             self.examples = self.conversation.examples = examples or []
+        allowed = wanted.pop("tools", ())
+        if self.toolbox is not None:
+            self.toolbox.gate.role_allows = allowed
         for key, value in wanted.items():
             self.params = self.params.replace(key, value)
         if "system" not in self.fixed:

@@ -116,12 +116,13 @@ class Gate:
 
     def __init__(self, rules: Rules, environ: Mapping[str, str] | None = None) -> None:
         self.rules = rules
+        self.role_allows: tuple[str, ...] = ()  # what the role in use lets run (its `tools`)
         self._always = app_dir(os.environ if environ is None else environ, "XDG_STATE_HOME") / "tools-allowed"
         self._session: set[tuple[str, str]] = set()
 
     def decide(self, tool: Tool) -> str:
         """What the rules and earlier answers say of the tool: ALLOW, ASK or DENY."""
-        decision = self.rules.decide(tool)
+        decision = self.rules.with_allowed(self.role_allows).decide(tool)
         if decision == ASK and (tool.qualified, tool.fingerprint()) in self._session | self._always_allowed():
             return ALLOW
         return decision

@@ -332,3 +332,29 @@ def test_a_turn_with_tool_calls_is_saved_and_resumed_with_a_valid_history(
     assert answer_once(cli_env, "--export", "1", str(exported)).returncode == 0
     (reply,) = [turn for turn in json.loads(exported.read_text())["messages"] if turn.get("tools")]
     assert reply["content"] == "It is 5." and reply["tools"][1]["decision"] == "allowed"
+
+
+@needs_mcp
+def test_a_role_may_name_the_tools_it_lets_run(server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path) -> None:
+    config = Path(cli_env["HOME"]) / ".config" / "chatrepl" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[roles.adder]\nsystem = "You add."\ntools = ["test.add"]\n')
+    servers = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    calls = [("c1", "test__add", '{"a": 1, "b": 2}'), ("c2", "test__echo", '{"text": "x"}')]
+    server.enqueue(Script(text="", tool_calls=calls), Script(text="3."))
+    done = answer_once(cli_env, "--mcp-config", str(servers), "--role", "adder", "1+2?", stdin="")
+    assert done.returncode == 0 and done.stdout == "3.\n", done.stderr
+    assert tool_results(server) == [("c1", "3"), ("c2", REFUSED)]  # the role's tool ran; the other is asked about
+
+
+@needs_mcp
+def test_a_chain_of_calls_stops_at_the_limit_without_a_terminal(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    for step in range(1, 12):
+        server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
+    done = answer_once(cli_env, "--mcp-config", str(config), "--allow-tool", "add", "loop", stdin="")
+    assert done.returncode == 0, done.stderr
+    assert len(server.requests) == 11 and "step 11." in done.stdout  # ten rounds run; the eleventh is not
+    assert "stopped: the model called tools 10 times in a row" in done.stderr
