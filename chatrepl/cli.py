@@ -8,13 +8,15 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from chatrepl import __version__, config, options
 from chatrepl.attachments import STDIN, Pending, read_files, read_images
 from chatrepl.completion import SHELLS
 from chatrepl.output import emit, report
 from chatrepl.terminal import Interrupted, Terminal
+
+Held = TypeVar("Held")  # what a conversation held to its end gives back
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=_flag_type(options.seed), help="seed for repeatable sampling")
     parser.add_argument("--examples", metavar="FILE", help="few-shot example messages (JSON list or TOML [[messages]])")
     parser.add_argument("--json", action="store_true", default=None, help="JSON mode: the reply is a JSON object")
+    parser.add_argument(
+        "--shell",
+        action="store_true",
+        help="describe a task, get one shell command: run it, revise it, have it described, copy it "
+        "(with no terminal, the command is printed and nothing runs)",
+    )
     parser.add_argument(
         "--completion",
         dest="mode",
@@ -551,6 +559,8 @@ def _hold(
     )
     # A tool call is asked about on the terminal the user types on, if there is one.
     toolbox = _toolbox(settings, notices, can_ask=sys.stdin.isatty() and (sys.stderr.isatty() or sys.stdout.isatty()))
+    if args.shell:
+        return _shell(settings, catalogue, store, examples, question, terminal, args.debug)
     if question:
         from chatrepl.session import ChatSession
 
@@ -568,6 +578,44 @@ def _hold(
     if not _start_role(repl.session, settings.role):
         return 2
     return _closing(repl.session, notices, lambda: repl.run(resume=wanted))
+
+
+def _shell(
+    settings: config.Settings,
+    catalogue: Catalogue,
+    store: Store | None,
+    examples: list[Turn],
+    description: str,
+    terminal: Terminal,
+    debug: bool,
+) -> int:
+    """--shell: one command for the description.  On a terminal the user chooses what to do with it
+    (chatrepl then ends with the command's status); elsewhere the bare command is printed, and nothing
+    runs (an answer that is not one command is an error)."""
+    from chatrepl import shell
+    from chatrepl.output import Output
+    from chatrepl.session import ChatSession
+
+    if not description:
+        report("error", 'describe the command, e.g. chatrepl --shell "find files over 100 MB changed this week"')
+        return 2
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    output = Output(terminal=terminal, plain=not interactive, debug=debug, stderr=not interactive)
+    session = ChatSession.from_settings(settings, catalogue, store, examples)
+    try:
+        turn = _closing(session, output, lambda: shell.shell_turn(session, output, description, interactive))
+    except shell.ShellError as err:
+        report("error", str(err))
+        return 1
+    if turn is None:
+        return 1
+    if interactive:
+        return turn.status if turn.ran and turn.status is not None else 0
+    if turn.command is None:
+        report("error", f"not one command, so nothing to print: {' '.join(turn.answer.split())[:200]}")
+        return 1
+    emit(turn.command)
+    return 0
 
 
 def _saved_conversations(args: argparse.Namespace, settings: config.Settings, terminal: Terminal) -> int:
@@ -629,7 +677,7 @@ def _start_role(session: ChatSession, name: str | None) -> bool:
     return True
 
 
-def _closing(session: ChatSession, notices: Output, converse: Callable[[], int]) -> int:
+def _closing(session: ChatSession, notices: Output, converse: Callable[[], Held]) -> Held:
     """Hold the conversation, then wait for the last of it to be saved, saying what could not be."""
     try:
         return converse()

@@ -31,6 +31,7 @@ class Turn:
     reasoning: str = ""  # a reply's thinking: shown on request, saved, never sent back
     images: tuple[Image, ...] = ()  # a user message's images, sent after its text
     tools: tuple[dict[str, Any], ...] = ()  # a reply's tool calls and their results, which came before it
+    shell: dict[str, Any] | None = None  # a shell command's reply: the command, whether it ran, its status
 
     def content_parts(self, images: bool = True) -> str | list[dict[str, Any]]:
         """The message's content: its text, or with images a list of a text part and an image part
@@ -56,9 +57,14 @@ class Conversation:
         self.turns.append(Turn("user", content, images=images))
 
     def add_assistant(
-        self, content: str, status: str = COMPLETE, reasoning: str = "", tools: tuple[dict[str, Any], ...] = ()
+        self,
+        content: str,
+        status: str = COMPLETE,
+        reasoning: str = "",
+        tools: tuple[dict[str, Any], ...] = (),
+        shell: dict[str, Any] | None = None,
     ) -> None:
-        self.turns.append(Turn("assistant", content, status, reasoning, tools=tools))
+        self.turns.append(Turn("assistant", content, status, reasoning, tools=tools, shell=shell))
 
     def drop_unanswered(self) -> None:
         """Remove a trailing user turn whose request failed, so no orphan is left."""
@@ -141,6 +147,7 @@ def to_json(conversation: Conversation) -> str:
         {"role": turn.role, "content": turn.content_parts(), "status": turn.status}
         | ({"reasoning": turn.reasoning} if turn.reasoning else {})
         | ({"tools": list(turn.tools)} if turn.tools else {})
+        | ({"shell": turn.shell} if turn.shell else {})
         for turn in conversation.turns
     ]
     exported = json.dumps({"system": conversation.system_prompt, "messages": turns}, ensure_ascii=False, indent=2)
@@ -175,7 +182,8 @@ def _turns(data: object, roles: tuple[str, ...], label: str) -> list[Turn]:
             raise ValueError(f"{label} {number} needs text reasoning")
         status = status if status in _CUT_NOTES else COMPLETE
         tools = _tool_messages(message.get("tools"), f"{label} {number}")
-        turns.append(Turn(message["role"], content, status, reasoning, images, tools))
+        shell = message.get("shell") if isinstance(message.get("shell"), dict) else None
+        turns.append(Turn(message["role"], content, status, reasoning, images, tools, shell))
     return turns
 
 

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from chatrepl.conversation import COMPLETE, INCOMPLETE, Turn, estimate_text_tokens
 from chatrepl.models import money_text
-from chatrepl.render import Frames, JsonRenderer, LiveArea, MarkdownRenderer, PlainRenderer, json_problem, markdown
+from chatrepl.render import (
+    CODE_THEME,
+    Frames,
+    JsonRenderer,
+    LiveArea,
+    MarkdownRenderer,
+    PlainRenderer,
+    json_problem,
+    markdown,
+)
 from chatrepl.sanitize import sanitize
 from chatrepl.terminal import Terminal
 
@@ -321,6 +330,31 @@ class Output:
             stream.write("\x1b[0m\r\x1b[K")
             stream.flush()
 
+    def key(self, question: str, keys: str) -> str:
+        """Ask with one key of `keys`, typed on the terminal; the key."""
+        self._console.print(_styled((sanitize(question), "bold")), end="")
+        self._console.file.flush()
+        key = self.terminal.read_key(keys)
+        self._console.print(key)
+        return key
+
+    def ask_line(self, question: str) -> str:
+        """A line typed on the terminal after `question` ("" at its end)."""
+        self._console.print(_styled((sanitize(question), "bold")), end="")
+        self._console.file.flush()
+        return sys.stdin.readline().strip()
+
+    def command(self, command: str, why: str | None) -> None:
+        """A shell command, highlighted as shell, with a red line saying why it looks destructive."""
+        if self.plain:
+            self._console.print(sanitize(command), markup=False, highlight=False)
+        else:
+            from rich.syntax import Syntax
+
+            self._console.print(Syntax(sanitize(command), "bash", theme=CODE_THEME, background_color="default"))
+        if why:
+            self._line((f"careful: it {why}", "bold red"))
+
     def clipboard(self, text: str) -> bool:
         """Ask the terminal to put `text` on the clipboard (OSC 52, which works over ssh too)."""
         if not self.is_terminal:
@@ -482,7 +516,7 @@ class ToolLines:
             return None
         shown = json.dumps(arguments, indent=2, ensure_ascii=False)
         self.output.info(f"{tool.qualified} wants to run with:\n{shown}")
-        return self._key(f"run it? {self.KEYS} ", "ysan")
+        return self.output.key(f"run it? {self.KEYS} ", "ysan")
 
     def keep_going(self, rounds: int) -> bool:
         """Whether to go on after `rounds` rounds of tool calls in one turn; no without a terminal."""
@@ -490,9 +524,34 @@ class ToolLines:
             self.can_ask and self._key(f"the model has called tools {rounds} times in a row: go on? y/n ", "yn") == "y"
         )
 
-    def _key(self, question: str, keys: str) -> str:
-        self.output._console.print(_styled((sanitize(question), "bold")), end="")
-        self.output._console.file.flush()
-        key = self.output.terminal.read_key(keys)
-        self.output._console.print(key)
-        return key
+
+class QuietSink:
+    """A reply nobody reads as it streams (a shell command, shown once it is whole): only its notes
+    and waits are shown."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+
+    def sending(self, request: Request) -> None:
+        pass
+
+    def feed(self, text: str) -> None:
+        pass
+
+    def think(self, text: str) -> None:
+        pass
+
+    def pause(self) -> None:
+        pass
+
+    def catch_up(self) -> float | None:
+        return None
+
+    def finish(self) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        self.output.note(message)
+
+    def retrying(self, message: str, seconds: float) -> None:
+        self.output.countdown(message, seconds)

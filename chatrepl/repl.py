@@ -107,6 +107,7 @@ class Repl:
         self.pending = ""  # text for the next prompt: a failed message, an edited one
         self.attachments = attachments or Pending()  # files and images that go with the next message
         self.multiline = multiline
+        self.shell_mode = False
         self.history_kept = history
         self.toolbar_shown = toolbar
         monochrome = output.plain or bool(os.environ.get("NO_COLOR"))
@@ -184,7 +185,7 @@ class Repl:
             if session.params.json
             else "chat"
         )
-        parts = [session.model, mode]
+        parts = [session.model, "shell" if self.shell_mode else mode]
         if session.context_used is not None:
             parts.append(f"context {session.context_used:.0%}")
         if session.tally.priced and (session.tally.prompt_tokens or session.tally.completion_tokens):
@@ -299,6 +300,8 @@ class Repl:
             self.output.error(str(err))
             self.pending = line
             return False
+        if parsed is None and self.shell_mode:
+            parsed = commands.parse(f"/shell {line}")
         if parsed is None:
             self.ask(line)
             return False

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatrepl.conversation import Conversation, Turn
+from chatrepl.conversation import COMPLETE, Conversation, Turn
 from chatrepl.journal import Journal, Writer
 from chatrepl.models import money_text
 from chatrepl.parameters import PARAMETER_KEYS, Parameters, uses_completions
@@ -192,7 +192,15 @@ class ChatSession:
             if key not in self.fixed:
                 self.params = self.params.replace(key, value)
         turns = [
-            Turn(message.role, message.content, message.status, message.reasoning, message.images, message.tools)
+            Turn(
+                message.role,
+                message.content,
+                message.status,
+                message.reasoning,
+                message.images,
+                message.tools,
+                message.shell,
+            )
             for message in messages
         ]
         self.conversation = Conversation(self.system_prompt, turns, examples=self.examples)
@@ -246,6 +254,29 @@ class ChatSession:
             self.system_prompt = self.conversation.system_prompt = role.system
         self.role = role.name
         self._settings_changed()
+
+    def ask_apart(self, system: str, turns: list[Turn], sink: Sink, terminal: Terminal) -> TurnOutcome:
+        """One request apart from the conversation (which stays as it is): these turns under this system
+        prompt, with the session's model and parameters (not JSON mode); counted in the totals."""
+        from chatrepl.turn import run_turn
+
+        client, (_, sent_model) = self.client, self.connections.split(self.model)
+        params = self.params.replace("json", False)
+        conversation = Conversation(system, turns)
+        outcome = run_turn(
+            client, conversation, sent_model, params, self.rules, sink, terminal, self.idle_timeout, self.retries
+        )
+        if outcome.usage is not None:
+            self.tally.add(outcome.usage, outcome.cost)
+        return outcome
+
+    def record_shell(self, description: str, answer: str, record: dict[str, Any]) -> None:
+        """Keep a shell turn in the conversation, and save it: the description, the answer, and the
+        command with whether it ran and its status."""
+        self.conversation.add_user(description)
+        self.conversation.add_assistant(answer, shell=record)
+        self.journal.begin(description, self.model, self.system_prompt, self.params.saved(), {}, (), self.role)
+        self.journal.finish(answer, COMPLETE, shell=json.dumps(record))
 
     def rename(self, title: str) -> bool:
         """Give the conversation a title; False while it is not saved."""

@@ -109,9 +109,11 @@ MIGRATIONS = [
     ALTER TABLE conversations ADD COLUMN role TEXT NOT NULL DEFAULT '';
     CREATE INDEX conversations_by_update ON conversations(updated, id);
     """,
-    # A reply's tool calls and their results (with the decision and the time each took), as JSON.
+    # A reply's tool calls and their results (with the decision and the time each took), and a shell
+    # command's (the command, whether it ran, its status), as JSON.
     """
     ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE messages ADD COLUMN shell TEXT NOT NULL DEFAULT '';
     """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
@@ -156,6 +158,7 @@ class MessageRow:
     reasoning: str = ""
     images: tuple[Image, ...] = ()
     tools: tuple[dict[str, Any], ...] = ()
+    shell: dict[str, Any] | None = None
 
 
 def _tool_messages(text: str) -> tuple[dict[str, Any], ...]:
@@ -401,8 +404,9 @@ class Store:
             db.execute("INSERT INTO reply_pieces (message_id, text, kind) VALUES (?, ?, ?)", (reply_id, text, kind))
 
     def finish_reply(self, reply_id: int, content: str, status: str, **figures: Any) -> None:
-        """The whole reply, its status and its reasoning, tools (JSON), tokens_in, tokens_out, cost or finish_reason."""
-        allowed = {"reasoning", "tools", "tokens_in", "tokens_out", "cost", "finish_reason"}
+        """The whole reply, its status and its reasoning, tools or shell (JSON), tokens_in, tokens_out, cost or
+        finish_reason."""
+        allowed = {"reasoning", "tools", "shell", "tokens_in", "tokens_out", "cost", "finish_reason"}
         if set(figures) - allowed:
             raise ValueError(f"cannot update {sorted(set(figures) - allowed)}")
         assignments = "".join(f", {name} = ?" for name in figures)
@@ -506,7 +510,7 @@ class Store:
             return None
         rows = self._db.execute(
             f"SELECT m.id, m.role, m.content || {_PIECES.format(kind=TEXT)}, m.status,"
-            f" m.reasoning || {_PIECES.format(kind=REASONING)}, m.tools"
+            f" m.reasoning || {_PIECES.format(kind=REASONING)}, m.tools, m.shell"
             " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
             (conversation_id,),
         ).fetchall()
@@ -519,7 +523,7 @@ class Store:
         ):
             images.setdefault(message_id, []).append(Image(name, data or b"", url))
         messages = [
-            MessageRow(*row[1:5], images=tuple(images.get(row[0], ())), tools=_tool_messages(row[5]))
+            MessageRow(*row[1:5], tuple(images.get(row[0], ())), _tool_messages(row[5]), json.loads(row[6] or "null"))
             for row in rows
             if row[2] or row[4] or row[1] != "assistant" or row[3] == "complete"
         ]

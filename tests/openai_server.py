@@ -112,6 +112,19 @@ def script_for_message(text: str) -> Script:
     return Script(text=f"You said: **{text}**")
 
 
+def shell_script(last: str) -> Script:
+    """A command for a description, a revised one, or what the command does, as a model might answer."""
+    if last.startswith("Explain"):
+        return Script(
+            text="- **ls -la** lists every file, hidden ones too, with sizes\n- **head -5** keeps the first five"
+        )
+    if last.startswith("Change the command"):
+        return Script(text="ls -la | head -3")
+    if "delete" in last or "remove" in last:
+        return Script(text="```sh\nrm -rf ./build\n```")
+    return Script(text="Here it is:\n```bash\n$ ls -la | head -5\n```")
+
+
 def chunk_event(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     return {
         "id": "chatcmpl-test",
@@ -162,6 +175,8 @@ class FakeOpenAI(ThreadingHTTPServer):
             if self.reply is not None:
                 return Script(text=self.reply)
             messages = body.get("messages") or [{}]
+            if "one command" in str(messages[0].get("content")):  # chatrepl --shell, /shell
+                return shell_script(str(messages[-1].get("content")))
             if messages[-1].get("role") == "tool":  # the results of the tools it asked for
                 said = "; ".join(str(message.get("content")) for message in messages if message.get("role") == "tool")
                 return Script(text=f"The tools said: {said}")

@@ -40,6 +40,7 @@ from chatrepl.commands.sessions import (
     _undo,
     _usage,
 )
+from chatrepl.commands.shell import _shell
 from chatrepl.commands.tools import _mcp, _tool, _tools
 
 BARE_WORDS = {"new", "quit", "exit"}
@@ -233,6 +234,18 @@ COMMANDS = (
         details="Servers are [mcp_servers.NAME] tables in config.toml, or --mcp-config FILE.json files.",
     ),
     Command("tool", (), "[N]", "list this session's tool calls; /tool N: one call's arguments and result", _tool),
+    Command(
+        "shell",
+        (),
+        "[TEXT]",
+        "describe a task, get one shell command to run, revise, describe or copy; alone: shell mode",
+        _shell,
+        parse=text_argument,
+        details="The model is told your shell, system and folder, and answers with one command; you choose\n"
+        "with one key: e execute, r revise, d describe, c copy, a abort. A command that looks destructive\n"
+        "is marked in red with why (a reading aid, not a sandbox). In shell mode every message asks for a\n"
+        "command, until /shell again.",
+    ),
     Command(
         "sessions",
         (),

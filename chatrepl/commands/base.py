@@ -20,6 +20,7 @@ class Screen(Protocol):
     """The prompt's own state that commands may change."""
 
     multiline: bool
+    shell_mode: bool  # each message asks for a shell command
     pending: str  # text for the next prompt
     attachments: Pending  # files and images that go with the next message
 
