@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 _FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)\n?```", re.DOTALL)
 _INLINE = re.compile(r"`([^`\n]+)`")
+_QUOTED = re.compile(r"'[^']*'|\"(?:\\.|[^\"\\])*\"")
 _PROMPT = re.compile(r"^\s*(?:\$|#|>|PS [^>]*>)\s+")
 _DANGERS = (
     (re.compile(r"(?<!git )\brm\s+(.*\s)?(-\w*[rR]\w*|--recursive)\b"), "removes files and folders recursively"),
@@ -109,9 +110,11 @@ def _parses(command: str) -> bool:
 
 
 def danger(command: str) -> str | None:
-    """Why the command looks destructive, or None: a reading aid, not a sandbox."""
+    """Why the command looks destructive, or None: a reading aid, not a sandbox.  What is quoted is
+    data, not shell (`awk '$3 > 100'` writes no file)."""
+    unquoted = _QUOTED.sub("''", command)
     for pattern, why in _DANGERS:
-        if pattern.search(command):
+        if pattern.search(unquoted):
             return why
     return None
 
