@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from chatrepl.options import app_dir, open_private
+from chatrepl.options import app_dir, check_table, open_private
 from chatrepl.tools import Tool
 
 STARTUP_LIMIT = 20.0  # seconds a server has to start and list its tools
@@ -37,7 +37,17 @@ GUARD_POLL = 0.2  # seconds between the guard's looks at its parent
 INSTALL = "pip install 'chatrepl[mcp]'"
 _PASSED_ON = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")  # beside the SDK's HOME, LOGNAME, PATH, SHELL, TERM, USER
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KEYS = {"command": str, "args": list, "env": dict, "cwd": str, "url": str, "headers": dict, "enabled": bool}
+# "type" ("stdio", "http") is what other clients' files say; the keys given tell it here.
+_KEYS = {
+    "command": str,
+    "args": list,
+    "env": dict,
+    "cwd": str,
+    "url": str,
+    "headers": dict,
+    "enabled": bool,
+    "type": str,
+}
 
 
 @dataclass(frozen=True)
@@ -58,15 +68,9 @@ def read_spec(name: str, entry: Any, where: str, environ: Mapping[str, str]) -> 
     """A server from `[mcp_servers.NAME]` or an `mcpServers` entry (None when `enabled = false`);
     ValueError names the file, the server and what is wrong."""
     place = f"{where}: mcp_servers.{name}"
-    if not isinstance(entry, dict):
-        raise ValueError(f"{place}: expected a table with command or url")
+    check_table(entry, _KEYS, place, "command or url", "server setting")
     if not name or not all(char.isalnum() or char in "-_" for char in name):
         raise ValueError(f"{place}: a server's name is letters, digits, '-' and '_'")
-    for key, value in entry.items():
-        if key not in _KEYS and key != "type":  # other clients' files say "type": "stdio" or "http"
-            raise ValueError(f"{place}.{key}: unknown ({', '.join(_KEYS)})")
-        if key in _KEYS and not isinstance(value, _KEYS[key]):
-            raise ValueError(f"{place}.{key}: expected {_KEYS[key].__name__}, got {value!r}")
     if entry.get("enabled") is False:
         return None
     command, url = entry.get("command", ""), entry.get("url", "")

@@ -286,3 +286,19 @@ SAMPLING_KEYS = (
     "reasoning_effort",
 )
 OPTION_BY_KEY = {option.key: option for option in OPTIONS}
+
+
+_KIND_NAMES = {str: "text", list: "a list", dict: "a table", bool: "true or false"}
+
+
+def check_table(entry: Any, kinds: Mapping[str, type], place: str, holding: str, setting: str) -> dict[str, Any]:
+    """A config file's table (`[providers.NAME]`, `[mcp_servers.NAME]`): every key known, every value
+    of its kind; ValueError names the place, the key and what is wrong."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{place}: expected a table with {holding}")
+    for key, value in entry.items():
+        if key not in kinds:
+            raise ValueError(f"{place}.{key}: unknown {setting} ({', '.join(kinds)})")
+        if not isinstance(value, kinds[key]) or (isinstance(value, bool) and kinds[key] is not bool):
+            raise ValueError(f"{place}.{key}: expected {_KIND_NAMES[kinds[key]]}, got {value!r}")
+    return entry

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from chatrepl.options import OPENAI_URL
+from chatrepl.options import OPENAI_URL, check_table
 
 if TYPE_CHECKING:
     from chatrepl.client import ChatClient
@@ -52,16 +52,9 @@ AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 def check_entry(name: str, entry: Any, where: str) -> Provider:
     """A provider from a config file's `[providers.NAME]` table; ValueError names the file, key and problem."""
     place = f"{where}: providers.{name}"
-    if not isinstance(entry, dict):
-        raise ValueError(f"{place}: expected a table with base_url")
+    check_table(entry, _KEYS, place, "base_url", "provider setting")
     if not name or not all(char.isalnum() or char in "-_." for char in name):
         raise ValueError(f"{place}: a provider's name is letters, digits, '-', '_' and '.'")
-    for key, value in entry.items():
-        if key not in _KEYS:
-            raise ValueError(f"{place}.{key}: unknown provider setting ({', '.join(_KEYS)})")
-        if not isinstance(value, _KEYS[key]):
-            expected = "a list of names" if key == "models" else "text"
-            raise ValueError(f"{place}.{key}: expected {expected}, got {value!r}")
     base_url = entry.get("base_url", "")
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
         raise ValueError(f"{place}.base_url: expected an http:// or https:// address, got {base_url!r}")

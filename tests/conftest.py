@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 from openai_server import FakeOpenAI
 from prompt_toolkit.input import create_pipe_input
@@ -29,6 +30,20 @@ TEST_KEY = "sk-test-0123456789abcdef"
 def installed_chatrepl() -> str:
     """The console script installed beside the interpreter running the tests."""
     return str(Path(sys.executable).parent / "chatrepl")
+
+
+def spawn_chatrepl(env: dict[str, str], *args: str, width: int = 100, timeout: float = 15) -> pexpect.spawn:
+    """The installed chatrepl in a pseudo-terminal of 30 rows, in the environment's home, as a
+    person's terminal has it."""
+    return pexpect.spawn(
+        installed_chatrepl(),
+        list(args),
+        env={**env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        cwd=env["HOME"],
+        dimensions=(30, width),
+        encoding="utf-8",
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(autouse=True)

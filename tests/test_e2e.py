@@ -14,7 +14,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-from conftest import TEST_KEY, installed_chatrepl
+from conftest import TEST_KEY, installed_chatrepl, spawn_chatrepl
 from openai_server import FakeOpenAI, Script
 
 from chatrepl import __version__
@@ -25,14 +25,7 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
 @pytest.fixture
 def terminal(cli_env: dict[str, str]) -> Iterator[pexpect.spawn]:
-    child = pexpect.spawn(
-        installed_chatrepl(),
-        env={**cli_env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-        cwd=cli_env["HOME"],
-        dimensions=(30, 100),
-        encoding="utf-8",
-        timeout=15,
-    )
+    child = spawn_chatrepl(cli_env)
     child.expect_exact(PROMPT)
     yield child
     child.close(force=True)

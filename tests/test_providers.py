@@ -101,7 +101,7 @@ def test_user_entries_override_the_built_in_ones(server: FakeOpenAI, tmp_path: P
     [
         ('base_url = "ftp://x"', "providers.p.base_url: expected an http:// or https:// address"),
         ('base_url = "http://x"\napi_key = "sk-1"', "providers.p.api_key: unknown provider setting"),
-        ('base_url = "http://x"\nmodels = "a"', "providers.p.models: expected a list of names"),
+        ('base_url = "http://x"\nmodels = "a"', "providers.p.models: expected a list, got 'a'"),
         ('base_url = "http://x"\napi_key_env = 3', "providers.p.api_key_env: expected text"),
     ],
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import installed_chatrepl
+from conftest import installed_chatrepl, spawn_chatrepl
 from openai_server import FakeOpenAI, Script
 
 from chatrepl.shell import bare_command, danger, system_prompt
@@ -103,15 +103,7 @@ def test_with_no_terminal_the_command_is_printed_and_nothing_runs(server: FakeOp
 
 
 def spawn_shell(cli_env: dict[str, str], *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
-        installed_chatrepl(),
-        list(args),
-        env=shell_env(cli_env),
-        cwd=cli_env["HOME"],
-        dimensions=(30, 120),
-        encoding="utf-8",
-        timeout=20,
-    )
+    return spawn_chatrepl(shell_env(cli_env), *args, width=120, timeout=20)
 
 
 def test_execute_runs_it_and_chatrepl_ends_with_its_status(server: FakeOpenAI, cli_env: dict[str, str]) -> None:

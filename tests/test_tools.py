@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import installed_chatrepl
+from conftest import installed_chatrepl, spawn_chatrepl
 from openai_server import FakeOpenAI, Script
 
 from chatrepl.tools import DECLINED, REFUSED, Gate, Rules, Tool, cut, function_name, parse_arguments
@@ -211,15 +211,7 @@ def test_a_streamable_http_server_from_the_config_file(
 
 
 def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
-    child = pexpect.spawn(
-        installed_chatrepl(),
-        list(args),
-        env={**env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-        cwd=env["HOME"],
-        dimensions=(30, 120),
-        encoding="utf-8",
-        timeout=30,
-    )
+    child = spawn_chatrepl(env, *args, width=120, timeout=30)
     child.expect_exact(PROMPT)
     return child
 
