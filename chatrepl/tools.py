@@ -28,8 +28,10 @@ ALLOW, ASK, DENY = "allow", "ask", "deny"
 _FUNCTION_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _NAME_LIMIT = 64  # OpenAI's longest function name
 DECLINED = "the user declined to run this tool"
-REFUSED = "not run: this tool needs the user's approval, and there is no terminal to ask on"
+REFUSED = "not run: it needs the user's approval, and there is no terminal to ask on"
 CANCELLED = "cancelled by the user"
+DENIED = "not run: a rule of the user's denies it"
+_TOLD = {"refused": "it needs your approval, and there is no terminal to ask on", "denied": "a rule of yours denies it"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class Gate:
         if decision == ALLOW:
             return None
         if decision == DENY:
-            return "not run: a rule of the user's denies this tool"
+            return DENIED
         answer = ask(tool, arguments) if ask is not None else None
         if answer is None:  # no terminal to ask on
             return REFUSED
@@ -273,11 +275,10 @@ class Toolbox:
                 continue
             refusal = self.gate.admit(tool, arguments, self.screen.ask)
             if refusal is not None:
-                if refusal == REFUSED:
-                    self.screen.warn(
-                        f"{tool.qualified} not run: it needs your approval, and there is no terminal to ask on"
-                    )
-                records.append(Record(call, refusal, "declined" if refusal == DECLINED else "refused"))
+                decision = {DECLINED: "declined", REFUSED: "refused"}.get(refusal, "denied")
+                if decision in _TOLD:  # the user did not just say so: they are told
+                    self.screen.warn(f"{tool.qualified} not run: {_TOLD[decision]}")
+                records.append(Record(call, refusal, decision))
                 continue
             self.screen.started(tool, arguments)
             running[len(records)] = (tool, self.servers.call(tool, arguments), time.monotonic())
@@ -308,6 +309,8 @@ class Toolbox:
                     return text, error, "failed" if error else "allowed"
                 except concurrent.futures.TimeoutError:
                     terminal.checkpoint()
+                except Exception as err:  # the servers' thread is gone (chatrepl is ending): a failed call
+                    return f"the call failed: {err or type(err).__name__}", True, "failed"
         except Interrupted:
             pass
         future.cancel()

@@ -18,7 +18,7 @@ import pytest
 from conftest import installed_chatrepl, spawn_chatrepl
 from openai_server import FakeOpenAI, Script
 
-from chatrepl.tools import DECLINED, REFUSED, Gate, Rules, Tool, cut, function_name, parse_arguments
+from chatrepl.tools import DECLINED, DENIED, REFUSED, Gate, Rules, Tool, cut, function_name, parse_arguments
 
 MCP_SERVER = Path(__file__).parent / "mcp_server.py"
 PROMPT = "\x1b[?2004h"
@@ -65,6 +65,14 @@ def test_always_is_pinned_to_the_tools_definition(tmp_path: Path) -> None:
     session = Gate(Rules(), environ)
     assert session.admit(changed, {}, answer("s")) is None and session.admit(changed, {}, None) is None
     assert Gate(Rules(), environ).admit(changed, {}, None) == REFUSED  # "this session" was that session only
+
+
+def test_a_denied_tool_is_never_asked_about(tmp_path: Path) -> None:
+    def ask(tool: Tool, arguments: dict[str, object]) -> str:
+        raise AssertionError("asked about a denied tool")
+
+    gate = Gate(Rules(allow=("test.*",), deny=("add",)), {"XDG_STATE_HOME": str(tmp_path)})
+    assert gate.admit(Tool("test", "add"), {}, ask) == DENIED and gate.admit(Tool("test", "echo"), {}, ask) is None
 
 
 def test_arguments_and_output_limits() -> None:
