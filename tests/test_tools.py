@@ -241,11 +241,11 @@ def test_at_the_prompt_each_key_answers_the_question(
             child.send(key)
             child.expect_exact("Echoed.")
             child.expect_exact(PROMPT)
-            answers.append(tool_results(server, len(server.requests) - 1)[0][1])
+            answers.append(tool_results(server, len(server.requests) - 1)[-1][1])  # this turn's, after the history's
         child.send("echo hi\r")  # "this session": not asked again
         child.expect_exact("Echoed.")
         child.expect_exact(PROMPT)
-        answers.append(tool_results(server, len(server.requests) - 1)[0][1])
+        answers.append(tool_results(server, len(server.requests) - 1)[-1][1])  # this turn's, after the history's
         assert answers == [DECLINED, "hi", "hi", "hi"]
         assert "run it?" not in child.before
         child.sendeof()
