@@ -494,13 +494,32 @@ class ToolLines:
     def __init__(self, output: Output, can_ask: bool) -> None:
         self.output = output
         self.can_ask = can_ask
+        self._spinning = False
 
     def started(self, tool: Tool, arguments: dict[str, Any]) -> None:
         from chatrepl.tools import short_arguments
 
         self.output.note(f"⚙ {tool.qualified}({short_arguments(arguments)})")
 
+    SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def waiting(self, seconds: float) -> None:
+        """The calls still run: a spinner and the time on one line, redrawn (on a terminal only)."""
+        if self.output.is_terminal:
+            frame = self.SPINNER[int(seconds * 10) % len(self.SPINNER)]
+            self.output._console.file.write(f"\r\x1b[K\x1b[2m  {frame} {seconds:.0f} s (Ctrl-C cancels)\x1b[0m")
+            self.output._console.file.flush()
+            self._spinning = True
+
+    def stopped(self) -> None:
+        """The spinner's line gives way to what comes next."""
+        if self._spinning:
+            self.output._console.file.write("\r\x1b[K")
+            self.output._console.file.flush()
+            self._spinning = False
+
     def finished(self, tool: Tool, text: str, error: bool, seconds: float) -> None:
+        self.stopped()
         if error:
             self.output.note(f"  → {tool.qualified} failed: {' '.join(text.split())[:200]}")
         else:

@@ -202,6 +202,10 @@ class Screen(Protocol):
 
     def started(self, tool: Tool, arguments: dict[str, Any]) -> None: ...
 
+    def waiting(self, seconds: float) -> None: ...
+
+    def stopped(self) -> None: ...
+
     def finished(self, tool: Tool, text: str, error: bool, seconds: float) -> None: ...
 
     def warn(self, message: str) -> None: ...
@@ -284,24 +288,31 @@ class Toolbox:
             running[len(records)] = (tool, self.servers.call(tool, arguments), time.monotonic())
             records.append(None)
         interrupted = False
-        for index, (tool, future, started) in running.items():
-            text, error, decision = self._outcome(future, terminal, interrupted)
-            interrupted = interrupted or decision == "cancelled"
-            seconds = time.monotonic() - started
-            if decision != "cancelled":
-                self.screen.finished(tool, text, error, seconds)
-            records[index] = Record(calls[index], cut(text, self.output_limit), decision, seconds)
+        began = time.monotonic()
+        try:
+            for index, (tool, future, started) in running.items():
+                text, error, decision = self._outcome(future, terminal, interrupted, lambda: time.monotonic() - began)
+                interrupted = interrupted or decision == "cancelled"
+                seconds = time.monotonic() - started
+                if decision != "cancelled":
+                    self.screen.finished(tool, text, error, seconds)
+                records[index] = Record(calls[index], cut(text, self.output_limit), decision, seconds)
+        finally:
+            self.screen.stopped()
         done = [record for record in records if record is not None]
         self.records += done
         if interrupted:
             raise Interrupted
         return done
 
-    @staticmethod
     def _outcome(
-        future: concurrent.futures.Future[tuple[str, bool]], terminal: Terminal, interrupted: bool
+        self,
+        future: concurrent.futures.Future[tuple[str, bool]],
+        terminal: Terminal,
+        interrupted: bool,
+        elapsed: Callable[[], float],
     ) -> tuple[str, bool, str]:
-        """Wait for a call, acting on Ctrl-C (which cancels it, and every call after it)."""
+        """Wait for a call, the spinner turning, acting on Ctrl-C (which cancels it, and every call after it)."""
         try:
             while not interrupted:
                 try:
@@ -309,6 +320,7 @@ class Toolbox:
                     return text, error, "failed" if error else "allowed"
                 except concurrent.futures.TimeoutError:
                     terminal.checkpoint()
+                    self.screen.waiting(elapsed())
                 except Exception as err:  # the servers' thread is gone (chatrepl is ending): a failed call
                     return f"the call failed: {err or type(err).__name__}", True, "failed"
         except Interrupted:
