@@ -194,12 +194,30 @@ def _top_level_blocks(parsed: list[Any]) -> list[tuple[int, bool, bool]]:
             continue
         following = parsed[index + 1] if token.nesting == 1 else None
         if following is not None and following.type != "inline":  # a container
-            opens_blank = following.type != token.type.replace("_open", "_close")
+            empty = following.type == token.type.replace("_open", "_close")
+            opens_blank = _opens_blank("> [x]: /u\n") if empty else True
         else:
-            opens_blank = following is not None and not following.children
+            opens_blank = following is not None and not following.children and _opens_blank("## \n")
         element = elements.get(token.type)
         blocks.append((token.map[0], opens_blank, getattr(element, "new_line", True)))
     return blocks
+
+
+@functools.cache
+def _opens_blank(sample: str) -> bool:
+    """Whether rich, printing the markdown `sample` after a paragraph, puts no blank line of its own
+    between them (the block brings its own, or none is wanted): for an empty heading or quote rich's
+    versions differ, so the one installed is asked, once."""
+    import io
+
+    from rich.console import Console
+
+    def printed(text: str) -> str:
+        console = Console(file=io.StringIO(), width=40, color_system=None)
+        console.print(markdown(text), crop=False)
+        return console.file.getvalue()
+
+    return printed(f"x\n\n{sample}") == printed("x\n") + printed(sample)
 
 
 class Frames:
