@@ -70,11 +70,12 @@ def round_trip(home: Path, config: Path) -> float:
 def direct_calls(runs: int) -> list[float]:
     """Seconds one `add` call takes through the SDK's own client, the server started once."""
     from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
 
-    async def measure() -> list[float]:
+    async def measure(quiet: object) -> list[float]:
         times = []
         parameters = StdioServerParameters(command=sys.executable, args=[str(MCP_SERVER)])
-        async with Client(parameters) as client:
+        async with Client(stdio_client(parameters, errlog=quiet)) as client:
             await client.call_tool("add", {"a": 2, "b": 3})
             for _ in range(runs):
                 started = time.monotonic()
@@ -83,11 +84,7 @@ def direct_calls(runs: int) -> list[float]:
         return times
 
     with open(os.devnull, "w") as quiet:
-        stderr, sys.stderr = sys.stderr, quiet
-        try:
-            return asyncio.run(measure())
-        finally:
-            sys.stderr = stderr
+        return asyncio.run(measure(quiet))
 
 
 def main() -> None:
