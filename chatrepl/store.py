@@ -114,6 +114,20 @@ MIGRATIONS = [
     """
     ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE messages ADD COLUMN shell TEXT NOT NULL DEFAULT '';
+    CREATE VIRTUAL TABLE tools_fts USING fts5(text, tokenize='unicode61 remove_diacritics 2');
+    CREATE TRIGGER tools_fts_update AFTER UPDATE OF tools ON messages BEGIN
+        DELETE FROM tools_fts WHERE rowid = old.id;
+        INSERT INTO tools_fts(rowid, text)
+            SELECT new.id, group_concat(coalesce(json_extract(message.value, '$.content'), '') || coalesce((
+                SELECT group_concat(
+                    json_extract(call.value, '$.function.name') || ' '
+                    || json_extract(call.value, '$.function.arguments'), ' '
+                ) FROM json_each(json_extract(message.value, '$.tool_calls')) AS call
+            ), ''), ' ') FROM json_each(new.tools) AS message HAVING count(*) > 0;
+    END;
+    CREATE TRIGGER tools_fts_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM tools_fts WHERE rowid = old.id;
+    END;
     """,
 ]
 TEXT, REASONING = "text", "reasoning"  # the kinds of reply pieces
@@ -458,9 +472,9 @@ class Store:
         return self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
 
     def search(self, text: str, limit: int = 20) -> list[tuple[ConversationRow, str]]:
-        """The conversations whose messages hold every word of `text` (the last may be the start of a
-        word), the latest match first, each with the words around its latest match, the matched words
-        between MATCH_START and MATCH_END."""
+        """The conversations whose messages (or their tool calls and results) hold every word of `text`
+        (the last may be the start of a word), the latest match first, each with the words around its
+        latest match, the matched words between MATCH_START and MATCH_END."""
         words = text.split()
         if not words:
             return []
@@ -470,10 +484,12 @@ class Store:
         # Newest messages first, in batches: the index walks its rowids backwards and stops early,
         # so a word found in nearly every message costs no more than a rare one.
         while len(latest) < limit:
+            top = below if below is not None else 2**63 - 1
             batch = self._db.execute(
                 "SELECT m.id, m.conversation_id FROM (SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?"
-                " AND rowid < ? ORDER BY rowid DESC LIMIT ?) f JOIN messages m ON m.id = f.id ORDER BY m.id DESC",
-                (query, below if below is not None else 2**63 - 1, SEARCH_BATCH),
+                " AND rowid < ? UNION SELECT rowid FROM tools_fts WHERE tools_fts MATCH ? AND rowid < ?"
+                " ORDER BY id DESC LIMIT ?) f JOIN messages m ON m.id = f.id ORDER BY m.id DESC",
+                (query, top, query, top, SEARCH_BATCH),
             ).fetchall()
             for message_id, conversation_id in batch:
                 if len(latest) < limit:
@@ -484,8 +500,13 @@ class Store:
         if not latest:
             return []
         marks = ",".join("?" * len(latest))
+        # A match in a reply's tool calls shows there: what the tools were asked and gave follows the reply.
         contents = dict(
-            self._db.execute(f"SELECT id, content FROM messages WHERE id IN ({marks})", tuple(latest.values()))
+            self._db.execute(
+                f"SELECT m.id, m.content || coalesce(char(10) || t.text, '') FROM messages m"
+                f" LEFT JOIN tools_fts t ON t.rowid = m.id WHERE m.id IN ({marks})",
+                tuple(latest.values()),
+            )
         )
         rows = {row.id: row for row in self._conversation_rows(f"WHERE c.id IN ({marks})", tuple(latest))}
         return [

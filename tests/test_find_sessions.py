@@ -154,3 +154,21 @@ def test_what_a_search_shows_from_saved_text_cannot_steer_the_terminal(
     _, output, _ = run_repl(settings, "/sessions hostile\r", store=store, console=console)
     assert "^[[2J" in output and "^[]52;c;Zm9v^G" in output and "^[]0;owned^G" in output
     assert "\x1b[2J" not in output and "\x1b]" not in output
+
+
+def test_a_search_finds_what_a_reply_asked_of_tools_and_what_they_gave(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    call = {"id": "c", "type": "function", "function": {"name": "weather__now", "arguments": '{"city": "Reykjavík"}'}}
+    tools = (
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c", "content": "Sleet and gales all week", "decision": "allowed"},
+    )
+    (asked,) = [
+        store.import_conversation("m", "s", "weather", [Turn("user", "out?"), Turn("assistant", "No.", tools=tools)])
+    ]
+    saved(store, ("other", "gale-free days"))
+    (row, shown), *rest = store.search("gales")
+    assert row.id == asked and rest == [] and f"{MATCH_START}gales{MATCH_END}" in shown
+    assert [row.id for row, _ in store.search("reykjavik")] == [asked]
+    store.delete(asked)
+    assert store.search("gales") == []
