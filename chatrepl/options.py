@@ -46,6 +46,23 @@ def open_private(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_CREAT, 0o600)
 
 
+def append_line(path: Path, line: str) -> None:
+    """Add a line to a private file of chatrepl's (made 0600 in a 0700 folder if it is not there)."""
+    handle = open_private(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(handle, f"{line}\n".encode())
+    finally:
+        os.close(handle)
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a file of chatrepl's; none when it cannot be read (not there yet, say)."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+
+
 def mask_key(key: str) -> str:
     """A key as it may be shown: sk-...abcd."""
     return f"{key[:3]}...{key[-4:]}" if len(key) > 12 else "***"

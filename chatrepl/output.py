@@ -318,30 +318,37 @@ class Output:
             self.note(f"{text} · retrying in {seconds:g} s")
             self.terminal.wait(seconds)
             return
-        stream = self._console.file
-
-        def tick(left: float) -> None:
-            stream.write(f"\r\x1b[K\x1b[2m{text} · retrying in {math.ceil(left)} s (Ctrl-C stops)\x1b[0m")
-            stream.flush()
-
         try:
-            self.terminal.wait(seconds, tick)
+            self.terminal.wait(
+                seconds, lambda left: self.passing(f"{text} · retrying in {math.ceil(left)} s (Ctrl-C stops)")
+            )
         finally:
-            stream.write("\x1b[0m\r\x1b[K")
-            stream.flush()
+            self.passed()
+
+    def passing(self, text: str) -> None:
+        """A dim line drawn over itself while something is waited for (given sanitized); `passed` takes it back."""
+        self._console.file.write(f"\r\x1b[K\x1b[2m{text}\x1b[0m")
+        self._console.file.flush()
+
+    def passed(self) -> None:
+        self._console.file.write("\x1b[0m\r\x1b[K")
+        self._console.file.flush()
+
+    def _put(self, question: str) -> None:
+        """A question in bold, the answer to follow on its line."""
+        self._console.print(_styled((sanitize(question), "bold")), end="")
+        self._console.file.flush()
 
     def key(self, question: str, keys: str) -> str:
         """Ask with one key of `keys`, typed on the terminal; the key."""
-        self._console.print(_styled((sanitize(question), "bold")), end="")
-        self._console.file.flush()
+        self._put(question)
         key = self.terminal.read_key(keys)
         self._console.print(key)
         return key
 
     def ask_line(self, question: str) -> str:
         """A line typed on the terminal after `question` ("" at its end)."""
-        self._console.print(_styled((sanitize(question), "bold")), end="")
-        self._console.file.flush()
+        self._put(question)
         return sys.stdin.readline().strip()
 
     def command(self, command: str, why: str | None) -> None:
@@ -507,15 +514,13 @@ class ToolLines:
         """The calls still run: a spinner and the time on one line, redrawn (on a terminal only)."""
         if self.output.is_terminal:
             frame = self.SPINNER[int(seconds * 10) % len(self.SPINNER)]
-            self.output._console.file.write(f"\r\x1b[K\x1b[2m  {frame} {seconds:.0f} s (Ctrl-C cancels)\x1b[0m")
-            self.output._console.file.flush()
+            self.output.passing(f"  {frame} {seconds:.0f} s (Ctrl-C cancels)")
             self._spinning = True
 
     def stopped(self) -> None:
         """The spinner's line gives way to what comes next."""
         if self._spinning:
-            self.output._console.file.write("\r\x1b[K")
-            self.output._console.file.flush()
+            self.output.passed()
             self._spinning = False
 
     def finished(self, tool: Tool, text: str, error: bool, seconds: float) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatrepl.events import ToolCall
-from chatrepl.options import app_dir, open_private
+from chatrepl.options import app_dir, append_line, read_lines
 from chatrepl.terminal import POLL, Interrupted, Terminal
 
 ALLOW, ASK, DENY = "allow", "ask", "deny"
@@ -147,18 +147,10 @@ class Gate:
         return None if answer in ("y", "s", "a") else DECLINED
 
     def _always_allowed(self) -> set[tuple[str, str]]:
-        try:
-            lines = self._always.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return set()
-        return {(name, digest) for digest, _, name in (line.partition("  ") for line in lines)}
+        return {(name, digest) for digest, _, name in (line.partition("  ") for line in read_lines(self._always))}
 
     def _remember(self, key: tuple[str, str]) -> None:
-        handle = open_private(self._always, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(handle, f"{key[1]}  {key[0]}\n".encode())
-        finally:
-            os.close(handle)
+        append_line(self._always, f"{key[1]}  {key[0]}")
 
 
 def cut(text: str, limit: int) -> str:

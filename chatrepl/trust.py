@@ -17,11 +17,10 @@ come only from a config file the user's own sources chose: plain.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatrepl.options import app_dir, open_private
+from chatrepl.options import app_dir, append_line, read_lines
 
 PLAIN, ROUTING, PROCESS = "plain", "routing", "process"
 
@@ -135,17 +134,10 @@ def _fingerprint(dotenv_file: Path, values: Mapping[str, str]) -> str:
 
 def dotenv_allowed(environ: Mapping[str, str], dotenv_file: Path, values: Mapping[str, str]) -> bool:
     """The user allowed this .env, as it is now with the files it names (a change must be allowed again)."""
-    try:
-        allowed = _allowed_list(environ).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return False
-    return _fingerprint(dotenv_file, values) in allowed
+    allowed = read_lines(_allowed_list(environ))
+    return bool(allowed) and _fingerprint(dotenv_file, values) in allowed
 
 
 def allow_dotenv(environ: Mapping[str, str], dotenv_file: Path, values: Mapping[str, str]) -> None:
     """Record this .env and the files it names, by path and content, as the user's own."""
-    handle = open_private(_allowed_list(environ), os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(handle, f"{_fingerprint(dotenv_file, values)}\n".encode())
-    finally:
-        os.close(handle)
+    append_line(_allowed_list(environ), _fingerprint(dotenv_file, values))
