@@ -32,6 +32,7 @@ from chatrepl.events import (
     Usage,
 )
 from chatrepl.options import OPENAI_URL, mask_key
+from chatrepl.sdk import import_openai
 
 if TYPE_CHECKING:
     import openai
@@ -291,7 +292,7 @@ class ChatClient:
     def _sdk(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                import openai
+                openai = import_openai()
 
                 # Every value the SDK would otherwise take from OPENAI_* or AZURE_* variables is given;
                 # the key goes in the request headers (self.headers), so a keyless server gets none.
@@ -316,7 +317,7 @@ class ChatClient:
     def _sent(self, send: Callable[[openai.OpenAI, Mapping[str, Any]], Any], model: str | None) -> Iterator[Any]:
         """The HTTP response to what `send` asks of the SDK client (given the request headers), its
         body still unread; the SDK's errors become ChatError."""
-        import openai
+        openai = import_openai()
 
         try:
             with send(self._sdk(), self.headers) as raw:
@@ -495,6 +496,7 @@ def import_in_background() -> None:
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the request itself reports what is wrong
+            import_openai()
             import openai.resources.chat  # noqa: F401
 
     threading.Thread(target=load, name="import-openai", daemon=True).start()
@@ -517,7 +519,7 @@ def _sdk_class(azure: bool) -> type[openai.OpenAI]:
     """The SDK's client class, sending only the SDK's own default headers (Accept, Content-Type, its
     User-Agent, X-Stainless-*): by itself it adds headers from the environment (OPENAI_ORG_ID,
     OPENAI_CUSTOM_HEADERS) to every request, to any server; chatrepl gives the rest per request."""
-    import openai
+    openai = import_openai()
 
     base = openai.AzureOpenAI if azure else openai.OpenAI
 
