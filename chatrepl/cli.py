@@ -372,13 +372,16 @@ def run(argv: Sequence[str] | None, terminal: Terminal) -> int:
 
 def _add_tool_flags(settings: config.Settings, args: argparse.Namespace) -> None:
     """--mcp-config FILE and --allow-tool PATTERN on top of the config file's servers and rules."""
-    from pathlib import Path
+    if args.mcp_config:  # chatrepl.mcp imports asyncio: only when it is needed
+        from pathlib import Path
 
-    from chatrepl import mcp, tools
+        from chatrepl import mcp
 
-    for name in args.mcp_config:
-        settings.mcp_servers += mcp.read_json_config(Path(name).expanduser(), os.environ)
+        for name in args.mcp_config:
+            settings.mcp_servers += mcp.read_json_config(Path(name).expanduser(), os.environ)
     if args.allow_tool:
+        from chatrepl import tools
+
         settings.tool_rules = (settings.tool_rules or tools.Rules()).with_allowed(tuple(args.allow_tool))
 
 

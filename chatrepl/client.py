@@ -65,9 +65,10 @@ class ChatError(Exception):
 
 
 def _field(item: Any, name: str, kind: type) -> Any:
-    """`item[name]` if it is a `kind`, else None: a chunk's fields are whatever the server sent."""
-    value = item.get(name) if isinstance(item, dict) else None
-    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+    """`item[name]` if it is a `kind` (a bool is no int), else None: a chunk's fields are whatever
+    the server sent.  The JSON decoder makes exact dicts, lists, strings and ints."""
+    value = item.get(name) if type(item) is dict else None
+    return value if type(value) is kind else None
 
 
 _OPEN, _CLOSE = "<think>", "</think>"

@@ -19,6 +19,7 @@ the caller passes raw model text.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -113,7 +114,6 @@ def json_problem(text: str) -> str | None:
 @functools.cache
 def _reply_markdown_class() -> type[Markdown]:
     """rich's Markdown with code blocks that copy exactly; built on first use, as rich.markdown is slow to import."""
-    from markdown_it.token import Token
     from rich.markdown import CodeBlock, Markdown
     from rich.segment import Segment
     from rich.syntax import Syntax
@@ -124,7 +124,7 @@ def _reply_markdown_class() -> type[Markdown]:
 
         def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
             code = str(self.text).rstrip("\n")
-            syntax = Syntax(code, self.lexer_name, theme=self.theme, background_color="default")
+            syntax = Syntax(code, _lexer(self.lexer_name), theme=self.theme, background_color="default")
             for line in syntax.highlight(code).split("\n", allow_blank=True):
                 yield from line.render(console)
                 yield Segment.line()
@@ -136,22 +136,55 @@ def _reply_markdown_class() -> type[Markdown]:
             "code_block": CopyableCodeBlock,
         }
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # An image shows as `🌆 alt` in its line: rich prints it apart, before a row of padding that
-            # runs a cell past the screen, and drops the blank row before the paragraph it sits in.
-            for token in self.parsed:
-                for index, child in enumerate(token.children or []):
-                    if child.type == "image":
-                        name = child.content or str(child.attrs.get("src", "")).strip("/").rsplit("/", 1)[-1]
-                        token.children[index] = Token("text", "", 0, content=f"🌆 {name}")
-
     return ReplyMarkdown
+
+
+@functools.cache
+def _lexer(name: str) -> Any:
+    """The pygments lexer of a code block's language, as rich's Syntax would find it by name (a
+    search through every lexer pygments has, slow enough to be done once a language); the name itself
+    when there is none, which Syntax then shows as plain text."""
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(name, stripnl=False, ensurenl=True, tabsize=4)
+    except ClassNotFound:
+        return name
+
+
+@functools.cache
+def _empty_markdown(style: str) -> Markdown:
+    return _reply_markdown_class()("", style=style, code_theme=CODE_THEME, hyperlinks=False)
+
+
+@functools.cache
+def _parser() -> Any:
+    """The markdown-it set-up rich's Markdown builds anew for every text, built once."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt().enable("strikethrough").enable("table")
 
 
 def markdown(text: str, style: str = "none") -> Markdown:
     """A reply's markdown renderable; links show their real target, never rich markup."""
-    return _reply_markdown_class()(text, style=style, code_theme=CODE_THEME, hyperlinks=False)
+    renderable = copy.copy(_empty_markdown(style))
+    renderable.markup = text
+    renderable.parsed = _parser().parse(text)
+    _show_images_inline(renderable.parsed)
+    return renderable
+
+
+def _show_images_inline(parsed: list[Any]) -> None:
+    """An image shows as `🌆 alt` in its line: rich prints it apart, before a row of padding that
+    runs a cell past the screen, and drops the blank row before the paragraph it sits in."""
+    from markdown_it.token import Token
+
+    for token in parsed:
+        for index, child in enumerate(token.children or []):
+            if child.type == "image":
+                name = child.content or str(child.attrs.get("src", "")).strip("/").rsplit("/", 1)[-1]
+                token.children[index] = Token("text", "", 0, content=f"🌆 {name}")
 
 
 @functools.cache
@@ -296,19 +329,25 @@ class MarkdownRenderer:
         self._live = LiveArea.on(console)
         self._frames = Frames()
         self._parse_at = 0  # length of _pending at which a line end is worth a parse anyway
+        self._block_may_have_ended = False  # a line has ended that may have finished a block
         self._references: dict[str, dict[str, str]] = {}  # link reference definitions seen, the first of each
 
     def feed(self, text: str) -> None:
         text = sanitize(text)
         self._pending += text
         if "\n" in text and (self._blank_line_ended(len(text)) or len(self._pending) >= self._parse_at):
-            self._print_finished_blocks()
+            self._block_may_have_ended = True
+            if self._live is None:
+                self._print_finished_blocks()
         self._frames.changed()
         self.catch_up()
 
     def catch_up(self) -> float | None:
         wait = self._frames.due() if self._live is not None else None
         if wait == 0.0:
+            # Blocks finished since the last frame are printed together: one parse and one print a frame.
+            if self._block_may_have_ended:
+                self._print_finished_blocks()
             self._show_tail()
             return None
         return wait
@@ -332,6 +371,7 @@ class MarkdownRenderer:
         return "\n\n" in self._pending[-new - 1 :] or bool(re.search(r"\n[ \t]+\n", self._pending[-new - 80 :]))
 
     def _print_finished_blocks(self) -> None:
+        self._block_may_have_ended = False
         # Parsing is linear in the pending text, so between blank lines a long block is parsed
         # again only once it has doubled: the total stays linear, a finished block may wait.
         complete = self._pending[: self._pending.rfind("\n") + 1]

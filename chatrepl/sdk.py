@@ -9,7 +9,6 @@ asked for; its submodules import as usual, so every model the SDK uses is still 
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
@@ -33,8 +32,9 @@ class _DeferredPackage(types.ModuleType):
         raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
 
-class _DeferringLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+class _DeferringLoader:
+    # Loader and finder by protocol: importlib.abc would import importlib.resources, tempfile and more.
+    def __init__(self, loader: Any) -> None:
         self._loader = loader
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
@@ -45,13 +45,13 @@ class _DeferringLoader(importlib.abc.Loader):
         module.__dict__.update(_chatrepl_init=self._loader, _chatrepl_lock=threading.RLock())
 
 
-class _DeferringFinder(importlib.abc.MetaPathFinder):
+class _DeferringFinder:
     def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if name != _CATALOGUE and not name.startswith(_CATALOGUE + "."):
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.submodule_search_locations is not None and spec.loader is not None:
-            spec.loader = _DeferringLoader(spec.loader)  # type: ignore[arg-type]
+            spec.loader = _DeferringLoader(spec.loader)
         return spec
 
 
