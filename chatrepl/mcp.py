@@ -213,7 +213,9 @@ class Servers:
                 self._set_state(spec.name, "running")
                 await asyncio.Event().wait()  # serving until cancelled
         except asyncio.CancelledError:
-            if self.states.get(spec.name) in ("running", "starting"):
+            # A server restarted is starting again, not stopped: its new task already stands in for this one.
+            replaced = self._tasks.get(spec.name) is not asyncio.current_task()
+            if not replaced and self.states.get(spec.name) in ("running", "starting"):
                 self._set_state(spec.name, "stopped")
             raise
         except Exception as err:  # whatever the server or the transport did: one line, the others go on

@@ -544,9 +544,8 @@ class ToolLines:
 
     def keep_going(self, rounds: int) -> bool:
         """Whether to go on after `rounds` rounds of tool calls in one turn; no without a terminal."""
-        return (
-            self.can_ask and self._key(f"the model has called tools {rounds} times in a row: go on? y/n ", "yn") == "y"
-        )
+        question = f"the model has called tools {rounds} times in a row: go on? y/n "
+        return self.can_ask and self.output.key(question, "yn") == "y"
 
 
 class QuietSink:

@@ -51,7 +51,7 @@ class _DeferringFinder:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.submodule_search_locations is not None and spec.loader is not None:
-            spec.loader = _DeferringLoader(spec.loader)
+            spec.loader = _DeferringLoader(spec.loader)  # type: ignore[assignment]  # a loader by protocol
         return spec
 
 

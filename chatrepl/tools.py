@@ -18,11 +18,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatrepl.events import ToolCall
 from chatrepl.options import app_dir, append_line, read_lines
 from chatrepl.terminal import POLL, Interrupted, Terminal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from chatrepl.mcp import ServerSpec
 
 ALLOW, ASK, DENY = "allow", "ask", "deny"
 _FUNCTION_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -210,9 +215,15 @@ class Screen(Protocol):
 class Servers(Protocol):
     """Where tools run (mcp.Servers)."""
 
+    specs: dict[str, ServerSpec]
     states: dict[str, str]
+    log: Path
 
     def start(self) -> None: ...
+
+    def restart(self, name: str) -> None: ...
+
+    def count(self, name: str) -> int: ...
 
     def close(self) -> None: ...
 

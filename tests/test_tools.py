@@ -358,3 +358,70 @@ def test_a_chain_of_calls_stops_at_the_limit_without_a_terminal(
     assert done.returncode == 0, done.stderr
     assert len(server.requests) == 11 and "step 11." in done.stdout  # ten rounds run; the eleventh is not
     assert "stopped: the model called tools 10 times in a row" in done.stderr
+
+
+def until_running(child: pexpect.spawn) -> None:
+    """Ask /mcp until the server named test is running (with its tools) or 30 s have passed."""
+    deadline = time.monotonic() + 30
+    while True:
+        child.send("/mcp\r")
+        child.expect(r"test +(running · \d+ tools|\w+)")
+        state = child.match.group(1)
+        child.expect_exact(PROMPT)
+        if state != "starting" or time.monotonic() > deadline:
+            assert state.startswith("running"), state
+            return
+        time.sleep(0.2)
+
+
+@needs_mcp
+def test_mcp_lists_the_servers_and_restarts_one(server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    server.enqueue(Script(tool_calls=[("e", "test__echo", '{"text": "after"}')]), Script(text="Echoed."))
+    child = spawn(cli_env, "--mcp-config", str(config), "--allow-tool", "test.*")
+    try:
+        until_running(child)
+        before = set(server_processes(tmp_path))
+        assert before
+        child.send("/mcp restart nosuch\r")
+        child.expect_exact("/mcp restart NAME: the servers are test")
+        child.expect_exact(PROMPT)
+        child.send("/mcp restart test\r")
+        child.expect_exact("restarting test")
+        child.expect_exact(PROMPT)
+        until_running(child)
+        assert server_processes(tmp_path) and not before & set(server_processes(tmp_path))  # a new process
+        child.send("echo\r")  # the new one answers
+        child.expect_exact("Echoed.")
+        child.expect_exact(PROMPT)
+        assert tool_results(server) == [("e", "after")]
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert server_processes(tmp_path) == []
+
+
+@needs_mcp
+def test_in_a_terminal_the_chain_limit_asks_whether_to_go_on(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    for step in range(1, 22):
+        server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
+    child = spawn(cli_env, "--mcp-config", str(config), "--allow-tool", "add")
+    try:
+        child.send("loop\r")
+        child.expect_exact("the model has called tools 10 times in a row: go on? y/n")
+        assert len(server.requests) == 11
+        child.send("y")
+        child.expect_exact("the model has called tools 20 times in a row: go on? y/n")
+        assert len(server.requests) == 21
+        child.send("n")
+        child.expect_exact("stopped: the model called tools 20 times in a row")
+        child.expect_exact(PROMPT)
+        assert len(server.requests) == 21  # no request after the no
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
