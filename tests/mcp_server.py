@@ -3,9 +3,9 @@
     python tests/mcp_server.py                       # over stdio
     python tests/mcp_server.py --http PORT           # over streamable HTTP on 127.0.0.1:PORT/mcp
 
-Its tools: `add`, `echo`, `lines` (a long result), `slow` (waits, for Ctrl-C), `fail` (a tool error),
-`environment` (what the server was given of the environment), and `secret_names` (the variable names
-it sees that look like secrets). With --name NAME it calls itself NAME.
+Its tools: `add`, `echo`, `lines` (a long result), `slow` (waits, for Ctrl-C; a cancellation is
+noted on standard error), `fail` (a tool error) and `environment` (the names of the variables the
+server was started with). With --name NAME it calls itself NAME.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 
@@ -34,8 +35,12 @@ def build(name: str) -> MCPServer:
         return "\n".join(f"line {number}" for number in range(1, count + 1))
 
     @server.tool(description="Wait, then say how long.")
-    def slow(seconds: float) -> str:
-        time.sleep(seconds)
+    async def slow(seconds: float) -> str:
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            print("slow: cancelled", file=sys.stderr, flush=True)  # the MCP cancellation came
+            raise
         return f"waited {seconds} s"
 
     @server.tool(description="Always fails.")

@@ -295,6 +295,11 @@ def test_ctrl_c_cancels_a_slow_tool_and_the_prompt_comes_back_at_once(
         child.expect_exact("interrupted")
         child.expect_exact(PROMPT)
         assert time.monotonic() - pressed < 3
+        log = Path(cli_env["HOME"]) / ".local" / "state" / "chatrepl" / "mcp.log"
+        deadline = time.monotonic() + 10
+        while "slow: cancelled" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "slow: cancelled" in log.read_text()  # the server was told (MCP cancellation)
         child.send("again\r")  # the server is still there for the next call
         child.expect_exact("Echoed.")
         assert tool_results(server, 2) == [("e", "still running")]
