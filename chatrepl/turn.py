@@ -231,11 +231,11 @@ def run_turn(
                 break
             if not (reply.tool_calls and toolbox is not None):
                 break
+            sink.finish()  # what the model said before its calls is final: the calls (and questions) come after it
             rounds += 1
             if rounds > CHAIN_LIMIT and rounds % CHAIN_LIMIT == 1 and not toolbox.screen.keep_going(rounds - 1):
                 sink.note(f"stopped: the model called tools {rounds - 1} times in a row")
                 break
-            sink.finish()  # what the model said before its calls is final: the calls are shown after it
             calls, reply.tool_calls = reply.tool_calls, ()
             records = toolbox.run(calls, terminal)
             text = "".join(reply.parts[said:])

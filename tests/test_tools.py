@@ -417,9 +417,11 @@ def test_in_a_terminal_the_chain_limit_asks_whether_to_go_on(
     child = spawn(cli_env, "--mcp-config", str(config), "--allow-tool", "add")
     try:
         child.send("loop\r")
+        child.expect_exact("step 11.")  # what the model said comes before the question
         child.expect_exact("the model has called tools 10 times in a row: go on? y/n")
         assert len(server.requests) == 11
         child.send("y")
+        child.expect_exact("step 21.")
         child.expect_exact("the model has called tools 20 times in a row: go on? y/n")
         assert len(server.requests) == 21
         child.send("n")
