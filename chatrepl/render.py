@@ -170,9 +170,27 @@ def markdown(text: str, style: str = "none") -> Markdown:
     """A reply's markdown renderable; links show their real target, never rich markup."""
     renderable = copy.copy(_empty_markdown(style))
     renderable.markup = text
-    renderable.parsed = _parser().parse(text)
+    renderable.parsed = _with_empty_items_marked(_parser().parse(text))
     _show_images_inline(renderable.parsed)
     return renderable
+
+
+def _with_empty_items_marked(parsed: list[Any]) -> list[Any]:
+    """The tokens, each empty list item given an empty paragraph: rich prints an item's marker beside
+    its first line, so an empty one (a reply of just `42.` is one) would print nothing at all."""
+    from markdown_it.token import Token
+
+    marked: list[Any] = []
+    for token in parsed:
+        if token.type == "list_item_close" and marked and marked[-1].type == "list_item_open":
+            level = token.level + 1
+            marked += [
+                Token("paragraph_open", "p", 1, level=level, block=True),
+                Token("inline", "", 0, level=level + 1, content="", children=[]),
+                Token("paragraph_close", "p", -1, level=level, block=True),
+            ]
+        marked.append(token)
+    return marked
 
 
 def _show_images_inline(parsed: list[Any]) -> None:

@@ -3,6 +3,7 @@ stdio and streamable HTTP), the one gate, and the calls' round trip through the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -224,6 +225,18 @@ def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
     return child
 
 
+@contextlib.contextmanager
+def running(env: dict[str, str], *args: str) -> Iterator[pexpect.spawn]:
+    """chatrepl at its prompt; left with Ctrl-D at the end of the block (and ended whatever happens)."""
+    child = spawn(env, *args)
+    try:
+        yield child
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
 @needs_mcp
 def test_at_the_prompt_each_key_answers_the_question(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
@@ -232,8 +245,7 @@ def test_at_the_prompt_each_key_answers_the_question(
     echo = [("e", "test__echo", '{"text": "hi"}')]
     for _ in range(4):
         server.enqueue(Script(text="Echoing.", tool_calls=echo), Script(text="Echoed."))
-    child = spawn({**cli_env, "XDG_STATE_HOME": str(tmp_path / "state")}, "--mcp-config", str(config))
-    try:
+    with running({**cli_env, "XDG_STATE_HOME": str(tmp_path / "state")}, "--mcp-config", str(config)) as child:
         answers = []
         for key in ("n", "y", "s"):
             child.send("echo hi\r")
@@ -248,10 +260,6 @@ def test_at_the_prompt_each_key_answers_the_question(
         answers.append(tool_results(server, len(server.requests) - 1)[-1][1])  # this turn's, after the history's
         assert answers == [DECLINED, "hi", "hi", "hi"]
         assert "run it?" not in child.before
-        child.sendeof()
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
     assert server_processes(tmp_path) == []
 
 
@@ -383,8 +391,7 @@ def until_running(child: pexpect.spawn) -> None:
 def test_mcp_lists_the_servers_and_restarts_one(server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path) -> None:
     config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
     server.enqueue(Script(tool_calls=[("e", "test__echo", '{"text": "after"}')]), Script(text="Echoed."))
-    child = spawn(cli_env, "--mcp-config", str(config), "--allow-tool", "test.*")
-    try:
+    with running(cli_env, "--mcp-config", str(config), "--allow-tool", "test.*") as child:
         until_running(child)
         before = set(server_processes(tmp_path))
         assert before
@@ -400,10 +407,6 @@ def test_mcp_lists_the_servers_and_restarts_one(server: FakeOpenAI, cli_env: dic
         child.expect_exact("Echoed.")
         child.expect_exact(PROMPT)
         assert tool_results(server) == [("e", "after")]
-        child.sendeof()
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
     assert server_processes(tmp_path) == []
 
 
@@ -414,8 +417,7 @@ def test_in_a_terminal_the_chain_limit_asks_whether_to_go_on(
     config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
     for step in range(1, 22):
         server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
-    child = spawn(cli_env, "--mcp-config", str(config), "--allow-tool", "add")
-    try:
+    with running(cli_env, "--mcp-config", str(config), "--allow-tool", "add") as child:
         child.send("loop\r")
         child.expect_exact("step 11.")  # what the model said comes before the question
         child.expect_exact("the model has called tools 10 times in a row: go on? y/n")
@@ -428,7 +430,41 @@ def test_in_a_terminal_the_chain_limit_asks_whether_to_go_on(
         child.expect_exact("stopped: the model called tools 20 times in a row")
         child.expect_exact(PROMPT)
         assert len(server.requests) == 21  # no request after the no
-        child.sendeof()
-        child.expect(pexpect.EOF)
+
+
+@needs_mcp
+def test_tools_run_for_a_providers_model_and_its_results_go_to_that_server_alone(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    provider = FakeOpenAI().start()
+    try:
+        config = Path(cli_env["HOME"]) / ".config" / "chatrepl" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'[providers.mine]\nbase_url = "{provider.url}"\napi_key_env = "MINE_KEY"\n')
+        servers = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+        provider.enqueue(Script(text="", tool_calls=[("c1", "test__add", '{"a": 20, "b": 22}')]), Script(text="42."))
+        env = {**cli_env, "MINE_KEY": "mine-key"}
+        done = answer_once(env, "--mcp-config", str(servers), "--allow-tool", "add", "-m", "mine:big", "20+22?")
+        assert done.returncode == 0 and done.stdout == "42.\n", done.stderr
+        assert tool_results(provider) == [("c1", "42")] and server.requests == []
+        assert provider.requests[1]["model"] == "big" and provider.requests[1]["tools"]
     finally:
-        child.close(force=True)
+        provider.stop()
+
+
+@needs_mcp
+def test_retry_asks_again_and_the_tools_run_again(server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    for total in (5, 6):
+        call = ("c1", "test__add", json.dumps({"a": 2, "b": total - 2}))
+        server.enqueue(Script(text="", tool_calls=[call]), Script(text=f"It is {total}."))
+    with running(cli_env, "--mcp-config", str(config), "--allow-tool", "add") as child:
+        child.send("2+3?\r")
+        child.expect_exact("It is 5.")
+        child.expect_exact(PROMPT)
+        child.send("/retry\r")
+        child.expect_exact("It is 6.")
+        child.expect_exact(PROMPT)
+        retried = server.requests[3]["messages"]
+        assert [message["role"] for message in retried[-3:]] == ["user", "assistant", "tool"]
+        assert retried[-1]["content"] == "6" and "It is 5." not in json.dumps(retried)  # the first answer is gone
