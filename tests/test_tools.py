@@ -360,13 +360,18 @@ def test_a_role_may_name_the_tools_it_lets_run(server: FakeOpenAI, cli_env: dict
     assert tool_results(server) == [("c1", "3"), ("c2", REFUSED)]  # the role's tool ran; the other is asked about
 
 
+def enqueue_rounds(server: FakeOpenAI, rounds: int) -> None:
+    """Replies that each say "step N." and call a tool, `rounds` of them."""
+    for step in range(1, rounds + 1):
+        server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
+
+
 @needs_mcp
 def test_a_chain_of_calls_stops_at_the_limit_without_a_terminal(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
-    for step in range(1, 12):
-        server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
+    enqueue_rounds(server, 11)
     done = answer_once(cli_env, "--mcp-config", str(config), "--allow-tool", "add", "loop", stdin="")
     assert done.returncode == 0, done.stderr
     assert len(server.requests) == 11 and "step 11." in done.stdout  # ten rounds run; the eleventh is not
@@ -415,8 +420,7 @@ def test_in_a_terminal_the_chain_limit_asks_whether_to_go_on(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
-    for step in range(1, 22):
-        server.enqueue(Script(text=f"step {step}. ", tool_calls=[(f"c{step}", "test__add", '{"a": 1, "b": 1}')]))
+    enqueue_rounds(server, 21)
     with running(cli_env, "--mcp-config", str(config), "--allow-tool", "add") as child:
         child.send("loop\r")
         child.expect_exact("step 11.")  # what the model said comes before the question
