@@ -3,7 +3,9 @@
 `MarkdownRenderer` prints each finished markdown block to scrollback once and keeps
 only the unfinished last block in a live area at the bottom, redrawn at most `FPS`
 times a second (text that arrives between two frames is drawn by `catch_up`, which the
-turn calls while it waits, so none waits more than a frame).  The work stays
+turn calls while it waits, so none waits more than a frame).  On a terminal the blocks
+finished since the last frame are printed with that frame, together: one parse and one
+print a frame, however fast the text comes.  The work stays
 proportional to the reply, a reply taller than the screen never duplicates or loses
 lines, and what ends up in scrollback is exactly what rendering the whole reply at once
 prints (`render_whole`).
@@ -363,7 +365,6 @@ class MarkdownRenderer:
     def catch_up(self) -> float | None:
         wait = self._frames.due() if self._live is not None else None
         if wait == 0.0:
-            # Blocks finished since the last frame are printed together: one parse and one print a frame.
             if self._block_may_have_ended:
                 self._print_finished_blocks()
             self._show_tail()
