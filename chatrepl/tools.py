@@ -268,6 +268,7 @@ class Toolbox:
         registry = self.registry()
         records: list[Record | None] = []
         running: dict[int, tuple[Tool, concurrent.futures.Future[tuple[str, bool]], float]] = {}
+        ended: dict[int, float] = {}
         for call in calls:
             tool = registry.by_function.get(call.name)
             try:
@@ -288,7 +289,11 @@ class Toolbox:
                 records.append(Record(call, refusal, decision))
                 continue
             self.screen.started(tool, arguments)
-            running[len(records)] = (tool, self.servers.call(tool, arguments), time.monotonic())
+            index, started = len(records), time.monotonic()
+            future = self.servers.call(tool, arguments)
+            # Timed as it ends, not as it is collected: a later call's question may come between.
+            future.add_done_callback(lambda _, index=index: ended.setdefault(index, time.monotonic()))
+            running[index] = (tool, future, started)
             records.append(None)
         interrupted = False
         began = time.monotonic()
@@ -296,7 +301,7 @@ class Toolbox:
             for index, (tool, future, started) in running.items():
                 text, error, decision = self._outcome(future, terminal, interrupted, lambda: time.monotonic() - began)
                 interrupted = interrupted or decision == "cancelled"
-                seconds = time.monotonic() - started
+                seconds = ended.get(index, time.monotonic()) - started
                 if decision != "cancelled":
                     self.screen.finished(tool, text, error, seconds)
                 records[index] = Record(calls[index], cut(text, self.output_limit), decision, seconds)

@@ -472,3 +472,26 @@ def test_retry_asks_again_and_the_tools_run_again(server: FakeOpenAI, cli_env: d
         retried = server.requests[3]["messages"]
         assert [message["role"] for message in retried[-3:]] == ["user", "assistant", "tool"]
         assert retried[-1]["content"] == "6" and "It is 5." not in json.dumps(retried)  # the first answer is gone
+
+
+@needs_mcp
+def test_a_call_is_timed_as_it_ends_not_while_the_next_one_is_asked_about(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    calls = [("c1", "test__add", '{"a": 1, "b": 2}'), ("c2", "test__echo", '{"text": "x"}')]
+    server.enqueue(Script(text="", tool_calls=calls), Script(text="Done."))
+    with running(cli_env, "--mcp-config", str(config)) as child:
+        child.send("go\r")
+        child.expect_exact("run it?")
+        child.send("y")  # add runs at once
+        child.expect_exact("run it?")
+        time.sleep(2)  # while the user thinks about echo
+        child.send("y")
+        child.expect_exact("Done.")
+        child.expect_exact(PROMPT)
+    exported = Path(cli_env["HOME"]) / "out.json"
+    assert answer_once(cli_env, "--export", "1", str(exported)).returncode == 0
+    (reply,) = [turn for turn in json.loads(exported.read_text())["messages"] if turn.get("tools")]
+    added, echoed = reply["tools"][1:]
+    assert added["content"] == "3" and added["seconds"] < 1 and echoed["content"] == "x"
