@@ -177,7 +177,12 @@ def parse_arguments(text: str) -> dict[str, Any]:
 
 def short_arguments(arguments: dict[str, Any], width: int = 60) -> str:
     """The arguments on one short line, for the line a running call shows."""
-    text = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items())
+    pairs = (f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items())
+    return one_line(", ".join(pairs), width)
+
+
+def one_line(text: str, width: int) -> str:
+    """`text` on one line of at most `width` characters, an ellipsis where it is cut."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -495,3 +495,30 @@ def test_a_call_is_timed_as_it_ends_not_while_the_next_one_is_asked_about(
     (reply,) = [turn for turn in json.loads(exported.read_text())["messages"] if turn.get("tools")]
     added, echoed = reply["tools"][1:]
     assert added["content"] == "3" and added["seconds"] < 1 and echoed["content"] == "x"
+
+
+@needs_mcp
+def test_tools_lists_the_tools_and_their_rules_and_tool_shows_a_call(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    server.enqueue(Script(text="", tool_calls=[("c1", "test__lines", '{"count": 3}')]), Script(text="Three lines."))
+    with running(cli_env, "--mcp-config", str(config), "--allow-tool", "test.lines") as child:
+        child.send("count\r")
+        child.expect_exact("Three lines.")
+        child.expect_exact(PROMPT)
+        child.send("/tools\r")
+        child.expect(r"test\.add +ask +Add two whole numbers\.")
+        child.expect(r"test\.lines +allow +Numbered lines of text\.")
+        child.expect_exact(PROMPT)
+        child.send("/tool\r")
+        child.expect(r"1  test\.lines · allowed · \d+\.\d s")
+        child.expect_exact(PROMPT)
+        child.send("/tool 1\r")
+        child.expect_exact("test.lines (allowed")
+        child.expect_exact('"count": 3')
+        child.expect_exact("line 1\r\nline 2\r\nline 3")
+        child.expect_exact(PROMPT)
+        child.send("/tool 2\r")
+        child.expect_exact("/tool N: the calls are numbered 1 to 1")
+        child.expect_exact(PROMPT)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from chatrepl.commands.base import CONTINUE, Context, Outcome, one
+
+if TYPE_CHECKING:
+    from chatrepl.tools import Record
 
 NONE_CONFIGURED = "no MCP servers are configured: [mcp_servers.NAME] in config.toml, or --mcp-config FILE.json"
 
@@ -17,8 +21,10 @@ def _tools(context: Context, words: list[str]) -> Outcome:
     tools = toolbox.servers.tools(timeout=0)
     if not tools:
         context.output.note("no tools yet (/mcp shows how the servers are doing)")
+    from chatrepl.tools import one_line
+
     for tool in tools:
-        described = " ".join(tool.description.split())[:80]
+        described = one_line(tool.description, max(20, context.output.width - 38))
         context.output.info(f"{tool.qualified:<30} {toolbox.gate.decide(tool):<5}  {described}")
     return CONTINUE
 
@@ -59,15 +65,24 @@ def _tool(context: Context, words: list[str]) -> Outcome:
     if wanted and not (wanted.isdigit() and 1 <= int(wanted) <= len(records)):
         context.output.error(f"/tool N: the calls are numbered 1 to {len(records)}")
         return CONTINUE
+    from chatrepl.tools import Registry
+
+    known = Registry(toolbox.servers.tools(timeout=0)).by_function if toolbox is not None else {}
+
+    def name(record: Record) -> str:
+        """SERVER.TOOL as elsewhere, where the server still has the tool; else the name the model used."""
+        tool = known.get(record.call.name)
+        return tool.qualified if tool is not None else record.call.name
+
     if not wanted:
         for number, record in enumerate(records, 1):
-            context.output.info(f"{number:>3}  {record.call.name} · {record.decision} · {record.seconds:.1f} s")
+            context.output.info(f"{number:>3}  {name(record)} · {record.decision} · {record.seconds:.1f} s")
         return CONTINUE
     record = records[int(wanted) - 1]
     try:
         arguments = json.dumps(json.loads(record.call.arguments or "{}"), indent=2, ensure_ascii=False)
     except ValueError:
         arguments = record.call.arguments
-    context.output.info(f"{record.call.name} ({record.decision}, {record.seconds:.1f} s)\narguments:\n{arguments}")
+    context.output.info(f"{name(record)} ({record.decision}, {record.seconds:.1f} s)\narguments:\n{arguments}")
     context.output.info(f"result:\n{record.result}")
     return CONTINUE
