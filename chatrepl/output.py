@@ -342,7 +342,11 @@ class Output:
     def key(self, question: str, keys: str) -> str:
         """Ask with one key of `keys`, typed on the terminal; the key."""
         self._put(question)
-        key = self.terminal.read_key(keys)
+        try:
+            key = self.terminal.read_key(keys)
+        except BaseException:  # Ctrl-C or a request to leave: what comes next starts a line of its own
+            self._console.print()
+            raise
         self._console.print(key)
         return key
 

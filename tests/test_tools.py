@@ -522,3 +522,20 @@ def test_tools_lists_the_tools_and_their_rules_and_tool_shows_a_call(
         child.send("/tool 2\r")
         child.expect_exact("/tool N: the calls are numbered 1 to 1")
         child.expect_exact(PROMPT)
+
+
+@needs_mcp
+def test_ctrl_c_at_the_question_ends_the_turn_on_a_line_of_its_own(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    server.enqueue(Script(text="", tool_calls=[("e", "test__echo", '{"text": "hi"}')]))
+    with running(cli_env, "--mcp-config", str(config)) as child:
+        child.send("echo\r")
+        child.expect_exact("run it?")
+        child.sendintr()
+        child.expect(r"n no (\x1b\[[0-9;]*m)*\r\n(\x1b\[[0-9;]*m)*interrupted")
+        child.expect_exact(PROMPT)
+        assert len(server.requests) == 1  # nothing ran, nothing more was sent
+        child.expect_exact("echo")  # the message is back in the input line
+        child.send("\x15")  # Ctrl-U empties it, so that Ctrl-D leaves
