@@ -54,6 +54,8 @@ class ArgumentCompleter(Completer):
             candidates = role_choices(session)
         elif word == "/set":
             candidates = {key: OPTION_BY_KEY[key].help for key in SAMPLING_KEYS}
+        elif word == "/mcp" and session.toolbox is not None:
+            candidates = {f"restart {name}": state for name, state in session.toolbox.servers.states.items()}
         elif word == "/resume" and session.store is not None:
             candidates = {str(row.id): row.title for row in session.store.conversations()}
         else:

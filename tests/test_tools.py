@@ -400,6 +400,9 @@ def test_mcp_lists_the_servers_and_restarts_one(server: FakeOpenAI, cli_env: dic
         until_running(child)
         before = set(server_processes(tmp_path))
         assert before
+        child.send("/mcp re\t")  # Tab offers the servers to restart
+        child.expect_exact("restart test")
+        child.send("\x15")  # Ctrl-U: the line emptied again
         child.send("/mcp restart nosuch\r")
         child.expect_exact("/mcp restart NAME: the servers are test")
         child.expect_exact(PROMPT)
