@@ -6,7 +6,8 @@ the openai SDK's stream as plain text.
 The loopback server, in a process of its own, answers with a markdown reply (prose, lists,
 code, tables, Chinese) of 4,000 or 16,000 tokens, one token per server-sent event. Each
 client answers one question in a pseudo-terminal (100 x 40) and its CPU time (user +
-system, the kernel's accounting of the finished process) is taken; median of 3.
+system, the kernel's accounting of the finished process) is taken; median of 5, the
+clients' runs interleaved.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from render_cost import reply_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (4_000, 16_000)
+RUNS = 5
 # The yardstick: the SDK's normal streaming, each delta printed as it comes.
 PLAIN_PRINTER = """
 import sys, openai
@@ -93,8 +95,12 @@ def main() -> None:
                 "chatrepl, markdown": [chatrepl, "--no-save", "question"],
                 "chatrepl --plain": [chatrepl, "--no-save", "--plain", "question"],
             }
-            for label, command in clients.items():
-                rows.append((tokens, label, statistics.median(cpu_seconds(command, env) for _ in range(3))))
+            # Interleaved, so that a machine slower for a while weighs on every client alike.
+            runs: dict[str, list[float]] = {label: [] for label in clients}
+            for _ in range(RUNS):
+                for label, command in clients.items():
+                    runs[label].append(cpu_seconds(command, env))
+            rows += [(tokens, label, statistics.median(cpu)) for label, cpu in runs.items()]
             server.terminate()
     yardstick = {tokens: cpu for tokens, label, cpu in rows if "yardstick" in label}
     print("| client | reply tokens | CPU | vs yardstick |")
