@@ -601,6 +601,7 @@ class ReplyStream:
         self._client = client
         self._request = request
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._held: Any = None  # an item taken from the queue while joining text, not yet given out
         self._lock = threading.Lock()
         self._response: Any = None
         self._cancelled = False
@@ -625,14 +626,33 @@ class ReplyStream:
 
     def get(self, timeout: float) -> Any:
         """The next Event, DONE at the end, or None if nothing came within `timeout` (or `wake` was
-        called); raises ChatError."""
-        try:
-            item = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        called); raises ChatError.  Text that has queued up behind text comes as one TextDelta: a
+        reader that fell behind (printing a long block) catches up in one step, not one per token."""
+        if self._held is not None:
+            item, self._held = self._held, None
+        else:
+            try:
+                item = self._events.get(timeout=timeout)
+            except queue.Empty:
+                return None
+        if type(item) is TextDelta:
+            item = self._joined(item)
         if isinstance(item, BaseException):
             raise item
         return None if item is _WAKE else item
+
+    def _joined(self, first: TextDelta) -> TextDelta:
+        texts = [first.text]
+        while True:
+            try:
+                item = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is not TextDelta:
+                self._held = item  # the next get's
+                break
+            texts.append(item.text)
+        return first if len(texts) == 1 else TextDelta("".join(texts))
 
     def wake(self) -> None:
         """Make a `get` waiting now return at once; safe in a signal handler (SimpleQueue.put is reentrant)."""
