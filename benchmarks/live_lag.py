@@ -6,7 +6,8 @@ model to a fast local one.
 A markdown reply streams from the loopback server at a fixed number of chunks (about a
 token each) a second, through the whole turn (client, turn engine, reply sink, markdown
 renderer) to a 100 x 40 terminal whose writes are timed. For each chunk: the time from
-the sink receiving it to the next write to the terminal.
+the client decoding it (in the stream's thread) to the next write to the terminal, so
+the time it waits in the queue for the turn counts too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import io
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,6 +27,7 @@ from render_cost import reply_of
 from rich.console import Console
 
 from chatrepl.config import Settings
+from chatrepl.events import TextDelta
 from chatrepl.models import Catalogue
 from chatrepl.output import Output, ReplySink
 from chatrepl.session import ChatSession
@@ -48,35 +52,33 @@ class TimedFile(io.StringIO):
         return True
 
 
-class TimedSink(ReplySink):
-    """The reply sink, noting when each piece of text reached it."""
-
-    fed: list[float]
-
-    def feed(self, text: str) -> None:
-        self.fed.append(time.monotonic())
-        super().feed(text)
-
-
 def lags(rate: int, server: FakeOpenAI) -> list[float]:
-    """Milliseconds from each chunk reaching the sink to the next write to the terminal."""
+    """Milliseconds from each chunk being decoded by the client to the next write to the terminal."""
     chunks = rate * SECONDS
     server.enqueue(Script(text=reply_of(chunks), chunk_size=4, chunks_per_second=rate))
     settings = Settings(api_key="sk-bench", base_url=server.url, model="m", timeout=60, retries=0)
     session = ChatSession.from_settings(settings, Catalogue(), None, [])
     session.client.warm_up()
+    decoded: list[float] = []
+    stream = session.client.stream
+
+    def timed(*args: Any) -> Iterator[Any]:  # in the stream's own thread, as each chunk is decoded
+        for event in stream(*args):
+            if isinstance(event, TextDelta):
+                decoded.append(time.monotonic())
+            yield event
+
+    session.client.stream = timed  # type: ignore[method-assign]
     screen = TimedFile()
     console = Console(file=screen, width=100, height=40, force_terminal=True, color_system="standard")
     output = Output(console, Terminal())
-    sink = TimedSink(output, output.reply())
-    sink.fed = []
-    session.ask("go", sink, Terminal())
+    session.ask("go", ReplySink(output, output.reply()), Terminal())
     waits, next_write = [], 0
-    for fed in sink.fed:
-        while next_write < len(screen.writes) and screen.writes[next_write] < fed:
+    for arrived in decoded:
+        while next_write < len(screen.writes) and screen.writes[next_write] < arrived:
             next_write += 1
         if next_write < len(screen.writes):
-            waits.append((screen.writes[next_write] - fed) * 1000)
+            waits.append((screen.writes[next_write] - arrived) * 1000)
     return waits
 
 
