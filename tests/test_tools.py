@@ -120,6 +120,14 @@ def server_processes(tmp_path: Path) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def assert_no_server_left(tmp_path: Path) -> None:
+    """Every test MCP server of this test ends within 10 s (its guard sees chatrepl gone)."""
+    deadline = time.monotonic() + 10
+    while server_processes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server_processes(tmp_path) == []
+
+
 @needs_mcp
 def test_an_allowed_call_goes_back_to_the_model_and_standard_output_holds_the_answer_alone(
     server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
@@ -313,10 +321,7 @@ def test_ctrl_c_cancels_a_slow_tool_and_the_prompt_comes_back_at_once(
         assert tool_results(server, 2) == [("e", "still running")]
         assert server_processes(tmp_path)  # the server (under its guard) runs
         os.kill(child.pid, signal.SIGKILL)  # not even SIGKILL leaves the server behind
-        deadline = time.monotonic() + 10
-        while server_processes(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert server_processes(tmp_path) == []
+        assert_no_server_left(tmp_path)
     finally:
         child.close(force=True)
 
@@ -542,3 +547,20 @@ def test_ctrl_c_at_the_question_ends_the_turn_on_a_line_of_its_own(
         assert len(server.requests) == 1  # nothing ran, nothing more was sent
         child.expect_exact("echo")  # the message is back in the input line
         child.send("\x15")  # Ctrl-U empties it, so that Ctrl-D leaves
+
+
+@needs_mcp
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP])
+def test_no_server_process_is_left_when_chatrepl_is_ended_by_a_signal(
+    cli_env: dict[str, str], tmp_path: Path, signal_number: int
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    child = spawn(cli_env, "--mcp-config", str(config))
+    try:
+        until_running(child)
+        assert server_processes(tmp_path)
+        os.kill(child.pid, signal_number)
+        child.expect(pexpect.EOF)
+        assert_no_server_left(tmp_path)
+    finally:
+        child.close(force=True)
