@@ -72,6 +72,7 @@ def _field(item: Any, name: str, kind: type) -> Any:
 
 
 _OPEN, _CLOSE = "<think>", "</think>"
+_CHAT_RESOURCES = "openai.resources.chat"  # imported with openai, not by the client's first use in another thread
 
 
 def _held_back(text: str, tag: str) -> int:
@@ -288,12 +289,12 @@ class ChatClient:
 
     def warm_up(self) -> None:
         """Import openai and its chat resources and build the client ahead of the first request."""
-        self._sdk().chat.completions  # noqa: B018 - the attribute imports the chat resources
+        self._sdk()
 
     def _sdk(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                openai = import_openai()
+                openai = import_openai(_CHAT_RESOURCES)
 
                 # Every value the SDK would otherwise take from OPENAI_* or AZURE_* variables is given;
                 # the key goes in the request headers (self.headers), so a keyless server gets none.
@@ -497,8 +498,7 @@ def import_in_background() -> None:
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the request itself reports what is wrong
-            import_openai()
-            import openai.resources.chat  # noqa: F401
+            import_openai(_CHAT_RESOURCES)
 
     threading.Thread(target=load, name="import-openai", daemon=True).start()
 

@@ -9,6 +9,7 @@ asked for; its submodules import as usual, so every model the SDK uses is still 
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import sys
 import threading
@@ -55,14 +56,19 @@ class _DeferringFinder:
         return spec
 
 
-_install_lock = threading.Lock()
+# One thread at a time imports the SDK, so that no deferred package is first used by two at once
+# (its lock and the import system's module locks could otherwise wait on each other).
+_import_lock = threading.Lock()
 
 
-def import_openai() -> types.ModuleType:
-    """The openai module, imported with its type catalogue deferred (unless something imported it first)."""
-    with _install_lock:
+def import_openai(*submodules: str) -> types.ModuleType:
+    """The openai module, imported with its type catalogue deferred (unless something imported it
+    first), and the `submodules` of it named."""
+    with _import_lock:
         if "openai" not in sys.modules and not any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _DeferringFinder())
-    import openai
+        import openai
 
+        for name in submodules:
+            importlib.import_module(name)
     return openai
