@@ -72,7 +72,9 @@ def _field(item: Any, name: str, kind: type) -> Any:
 
 
 _OPEN, _CLOSE = "<think>", "</think>"
-_CHAT_RESOURCES = "openai.resources.chat"  # imported with openai, not by the client's first use in another thread
+# The chat completions resource (openai.resources.chat itself loads it lazily): imported with openai,
+# not by the first request.
+_CHAT_RESOURCES = "openai.resources.chat.chat"
 
 
 def _held_back(text: str, tag: str) -> int:
