@@ -161,11 +161,13 @@ def _empty_markdown(style: str) -> Markdown:
 
 
 @functools.cache
-def _parser() -> Any:
-    """The markdown-it set-up rich's Markdown builds anew for every text, built once."""
+def _parser(blocks_only: bool = False) -> Any:
+    """The markdown-it set-up rich's Markdown builds anew for every text, built once; `blocks_only`
+    leaves out inline parsing, all that finding finished blocks needs."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt().enable("strikethrough").enable("table")
+    parser = MarkdownIt().enable("strikethrough").enable("table")
+    return parser.disable("inline") if blocks_only else parser
 
 
 def markdown(text: str, style: str = "none") -> Markdown:
@@ -207,17 +209,9 @@ def _show_images_inline(parsed: list[Any]) -> None:
                 token.children[index] = Token("text", "", 0, content=f"🌆 {name}")
 
 
-@functools.cache
-def _block_parser() -> Any:
-    """rich's markdown-it set-up, block structure only: all that finding finished blocks needs."""
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt().enable("strikethrough").enable("table").disable("inline")
-
-
 def code_blocks(text: str) -> list[str]:
     """The contents of the fenced and indented code blocks in a markdown text, in order."""
-    return [token.content for token in _block_parser().parse(text) if token.type in ("fence", "code_block")]
+    return [token.content for token in _parser(blocks_only=True).parse(text) if token.type in ("fence", "code_block")]
 
 
 def warm_up() -> None:
@@ -411,7 +405,7 @@ class MarkdownRenderer:
     def _learn_references(self, text: str) -> list[Any]:
         """Parse `text`, noting the link reference definitions in it (an earlier one of a label wins)."""
         env: dict[str, Any] = {}
-        parsed = _block_parser().parse(text, env)
+        parsed = _parser(blocks_only=True).parse(text, env)
         for label, target in env.get("references", {}).items():
             self._references.setdefault(label, target)
         return parsed

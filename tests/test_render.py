@@ -146,11 +146,14 @@ def test_an_unclosed_fence_still_renders_as_code() -> None:
     assert "echo one\necho two\n" in output
 
 
-@pytest.mark.parametrize("reply", ["42.", "- ", "1. one\n2.\n3. three"])
-def test_an_empty_list_item_still_shows_its_marker(reply: str) -> None:
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [("42.", ["42"]), ("- ", ["•"]), ("1. one\n2.\n3. three", ["1", "one", "2", "3", "three"])],
+)
+def test_an_empty_list_item_still_shows_its_marker(reply: str, words: list[str]) -> None:
     # A reply of just "42." is an ordered list whose one item is empty.
     shown = whole(plain_console(), reply)
-    assert shown.split() == {"42.": ["42"], "- ": ["•"], "1. one\n2.\n3. three": ["1", "one", "2", "3", "three"]}[reply]
+    assert shown.split() == words
     assert stream(plain_console(), chunks_of(reply, [1])) == shown
 
 

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pexpect
@@ -120,12 +120,17 @@ def server_processes(tmp_path: Path) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def eventually(check: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether `check` holds within `seconds` (asked every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return check()
+
+
 def assert_no_server_left(tmp_path: Path) -> None:
     """Every test MCP server of this test ends within 10 s (its guard sees chatrepl gone)."""
-    deadline = time.monotonic() + 10
-    while server_processes(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server_processes(tmp_path) == []
+    assert eventually(lambda: server_processes(tmp_path) == []), server_processes(tmp_path)
 
 
 @needs_mcp
@@ -312,10 +317,7 @@ def test_ctrl_c_cancels_a_slow_tool_and_the_prompt_comes_back_at_once(
         child.expect_exact(PROMPT)
         assert time.monotonic() - pressed < 3
         log = Path(cli_env["HOME"]) / ".local" / "state" / "chatrepl" / "mcp.log"
-        deadline = time.monotonic() + 10
-        while "slow: cancelled" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "slow: cancelled" in log.read_text()  # the server was told (MCP cancellation)
+        assert eventually(lambda: "slow: cancelled" in log.read_text())  # the server was told (MCP cancellation)
         child.send("again\r")  # the server is still there for the next call
         child.expect_exact("Echoed.")
         assert tool_results(server, 2) == [("e", "still running")]

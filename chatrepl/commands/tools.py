@@ -14,6 +14,8 @@ NONE_CONFIGURED = "no MCP servers are configured: [mcp_servers.NAME] in config.t
 
 
 def _tools(context: Context, words: list[str]) -> Outcome:
+    from chatrepl.tools import one_line
+
     toolbox = context.session.toolbox
     if toolbox is None:
         context.output.note(NONE_CONFIGURED)
@@ -21,8 +23,6 @@ def _tools(context: Context, words: list[str]) -> Outcome:
     tools = toolbox.servers.tools(timeout=0)
     if not tools:
         context.output.note("no tools yet (/mcp shows how the servers are doing)")
-    from chatrepl.tools import one_line
-
     for tool in tools:
         described = one_line(tool.description, max(20, context.output.width - 38))
         context.output.info(f"{tool.qualified:<30} {toolbox.gate.decide(tool):<5}  {described}")
@@ -56,18 +56,18 @@ def _mcp(context: Context, words: list[str]) -> Outcome:
 
 
 def _tool(context: Context, words: list[str]) -> Outcome:
+    from chatrepl.tools import Registry
+
     toolbox = context.session.toolbox
-    records = toolbox.records if toolbox is not None else []
-    if not records:
+    if toolbox is None or not toolbox.records:
         context.output.note("no tool has been called in this session")
         return CONTINUE
+    records = toolbox.records
     wanted = one(words)
     if wanted and not (wanted.isdigit() and 1 <= int(wanted) <= len(records)):
         context.output.error(f"/tool N: the calls are numbered 1 to {len(records)}")
         return CONTINUE
-    from chatrepl.tools import Registry
-
-    known = Registry(toolbox.servers.tools(timeout=0)).by_function if toolbox is not None else {}
+    known = Registry(toolbox.servers.tools(timeout=0)).by_function
 
     def name(record: Record) -> str:
         """SERVER.TOOL as elsewhere, where the server still has the tool; else the name the model used."""
