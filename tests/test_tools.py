@@ -4,6 +4,7 @@ stdio and streamable HTTP), the one gate, and the calls' round trip through the 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -566,3 +567,24 @@ def test_no_server_process_is_left_when_chatrepl_is_ended_by_a_signal(
         assert_no_server_left(tmp_path)
     finally:
         child.close(force=True)
+
+
+@needs_mcp
+def test_a_tools_output_reaches_the_terminal_only_through_the_sanitizer(
+    server: FakeOpenAI, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = mcp_config(tmp_path, {"test": stdio_server(tmp_path.name)})
+    hostile = json.dumps({"text": "\x1b]0;pwned\x07\x1b[31mred"})
+    server.enqueue(Script(text="", tool_calls=[("e", "test__echo", hostile)]), Script(text="Echoed."))
+    with running(cli_env, "--mcp-config", str(config), "--allow-tool", "echo") as child:
+        seen = io.StringIO()
+        child.logfile_read = seen
+        child.send("echo\r")
+        child.expect_exact("Echoed.")
+        child.expect_exact(PROMPT)
+        child.send("/tool 1\r")  # the call's full arguments and result
+        child.expect_exact("result:")
+        child.expect_exact(PROMPT)
+    assert tool_results(server) == [("e", "\x1b]0;pwned\x07\x1b[31mred")]  # the model gets it as it was
+    assert "\x1b]0;" not in seen.getvalue() and "\x07" not in seen.getvalue() and "\x1b[31mred" not in seen.getvalue()
+    assert "red" in seen.getvalue()
